@@ -1,0 +1,1 @@
+"""data_pipelines layer of ocr2 (builds on the ocr2 library; never imported by it)."""

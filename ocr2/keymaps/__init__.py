@@ -1,0 +1,1 @@
+"""State-dict key maps from other implementations (e.g. the transformers port) to ocr2 names."""

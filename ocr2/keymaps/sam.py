@@ -1,0 +1,36 @@
+"""Key map: transformers-port SAM encoder (`DeepseekOcr2SamVisionEncoder`) -> ocr2 `VisionTokenizer`.
+
+Keys are relative to the SAM module on both sides, e.g. `layers.0.layer_norm1.weight` -> `blocks.0.norm1.weight`.
+Our names follow the official checkpoint (`model.sam_model.*`), so this map is also the port -> official map up to
+the prefix. The port's two compressor convs live under `proj.conv1/conv2`; the release calls them `net_2/net_3`.
+"""
+
+from __future__ import annotations
+
+import re
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), repl)
+    for pattern, repl in (
+        (r"^pos_embed$", "pos_embed"),
+        (r"^patch_embed\.projection\.(weight|bias)$", r"patch_embed.proj.\1"),
+        (r"^layers\.(\d+)\.layer_norm([12])\.(weight|bias)$", r"blocks.\1.norm\2.\3"),
+        (r"^layers\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)$", r"blocks.\1.attn.\2.\3"),
+        (r"^layers\.(\d+)\.attn\.(rel_pos_h|rel_pos_w)$", r"blocks.\1.attn.\2"),
+        (r"^layers\.(\d+)\.mlp\.(lin1|lin2)\.(weight|bias)$", r"blocks.\1.mlp.\2.\3"),
+        (r"^neck\.conv1\.weight$", "neck.0.weight"),
+        (r"^neck\.layer_norm1\.(weight|bias)$", r"neck.1.\1"),
+        (r"^neck\.conv2\.weight$", "neck.2.weight"),
+        (r"^neck\.layer_norm2\.(weight|bias)$", r"neck.3.\1"),
+        (r"^proj\.conv1\.weight$", "net_2.weight"),
+        (r"^proj\.conv2\.weight$", "net_3.weight"),
+    )
+)
+
+
+def port_to_ours(key: str) -> str:
+    """Our name for a transformers-port SAM key; KeyError (naming the key) for anything unknown."""
+    for pattern, repl in _RULES:
+        if pattern.match(key):
+            return pattern.sub(repl, key)
+    raise KeyError(key)

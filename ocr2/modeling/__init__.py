@@ -1,0 +1,1 @@
+"""Model modules of ocr2 (vision tokenizer, encoder, decoder, attention helpers)."""

@@ -1,0 +1,67 @@
+"""DeepEncoder V2: a Qwen2 stack used as a vision encoder with learnable causal-flow queries (paper §3.2.2).
+
+Per view: x = [visual tokens (raster order) ; flow queries], positions 0..L-1, 1-D RoPE (theta 1e6), attention
+under a `MaskSpec`, final RMSNorm, then only the outputs the spec keeps (officially: the queries, a re-ordered
+1-D sequence) go on. One query table per view size (768 crops: 144, 1024 global: 256), shared by every view
+of that size ("All local views share a unified set of 144 query embeddings", §3.2.3).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from ocr2.config import EncoderConfig
+from ocr2.modeling.attention import encoder_attention
+from ocr2.modeling.masks import get_mask_spec
+from ocr2.modeling.transformer import Block, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU
+
+
+class DeepEncoderV2(nn.Module):
+    def __init__(self, cfg: EncoderConfig, query_counts: dict[int, int], attn_implementation: str = "sdpa"):
+        """query_counts: view size in pixels -> number of flow queries for views of that size."""
+        super().__init__()
+        self.cfg = cfg
+        self.spec = get_mask_spec(cfg.mask)
+        self.attn_implementation = attn_implementation
+        h = cfg.hidden_size
+        self.layers = nn.ModuleList(
+            Block(h, SelfAttention(h, cfg.num_heads, cfg.num_kv_heads, qkv_bias=True),
+                  SwiGLU(h, cfg.intermediate_size), cfg.rms_norm_eps)
+            for _ in range(cfg.num_layers)
+        )
+        self.norm = RMSNorm(h, cfg.rms_norm_eps)
+        self.rotary = RotaryEmbedding(h // cfg.num_heads, cfg.rope_theta)
+        # Keyed by the view size as a string (ParameterDict keys must be str): `flow_queries.768`.
+        self.flow_queries = nn.ParameterDict(
+            {str(size): nn.Parameter(torch.zeros(n, h)) for size, n in query_counts.items()}
+            if self.spec.use_queries else {}
+        )
+        self.gradient_checkpointing = False
+
+    def queries_for(self, view_size: int) -> torch.Tensor:
+        key = str(view_size)
+        if key not in self.flow_queries:
+            raise ValueError(f"no flow-query table for {view_size}px views; tables exist for "
+                             f"{sorted(int(k) for k in self.flow_queries)} (EncoderConfig.query_view_sizes)")
+        return self.flow_queries[key]
+
+    def forward(self, visual: torch.Tensor, view_size: int) -> torch.Tensor:
+        """visual (B, n_v, hidden) for views of `view_size` px -> the kept outputs (B, n_out, hidden)."""
+        b, n_visual, _ = visual.shape
+        x = visual
+        if self.spec.use_queries:
+            queries = self.queries_for(view_size).to(visual.dtype)
+            x = torch.cat([visual, queries.unsqueeze(0).expand(b, -1, -1)], dim=1)
+        positions = torch.arange(x.shape[1], device=x.device)
+        cos, sin = self.rotary(positions, x.dtype)
+        attend = partial(encoder_attention, spec=self.spec, n_visual=n_visual, backend=self.attn_implementation)
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training:
+                x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, attend, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, attend)
+        x = self.norm(x)
+        return x[:, n_visual:] if self.spec.keep == "queries" else x[:, :n_visual]

@@ -1,0 +1,94 @@
+"""DeepSeekMoE feed-forward: softmax router, routed experts (top-k), shared experts, balance loss.
+
+Release semantics (reference §4.1, §9b.10): gate logits and softmax in fp32, plain ("greedy") top-k, the top-k
+weights NOT renormalised, the weighted expert sum accumulated in fp32 and cast back, shared experts added
+unweighted. Dispatch is token-sorted: tokens are sorted by expert id and every active expert runs one
+contiguous matmul over its tokens — no loop that touches every expert for every token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ocr2.config import DecoderConfig
+from ocr2.modeling.transformer import SwiGLU
+
+
+class Router(nn.Module):
+    def __init__(self, dim: int, n_experts: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_experts, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (T, dim) -> routing probabilities (T, n_experts) in fp32."""
+        return F.linear(x.float(), self.weight.float()).softmax(dim=-1)
+
+
+class RoutedExperts(nn.Module):
+    """n SwiGLU experts stored as stacked tensors (E, out, in) so dispatch can slice contiguous weights."""
+
+    def __init__(self, n_experts: int, dim: int, hidden: int):
+        super().__init__()
+        self.gate_proj = nn.Parameter(torch.empty(n_experts, hidden, dim))
+        self.up_proj = nn.Parameter(torch.empty(n_experts, hidden, dim))
+        self.down_proj = nn.Parameter(torch.empty(n_experts, dim, hidden))
+
+    def forward(self, x: torch.Tensor, expert_idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """x (T, dim); expert_idx, weights (T, k) -> sum_k weights * expert(x), accumulated in fp32."""
+        t, k = expert_idx.shape
+        flat = expert_idx.reshape(-1)
+        order = torch.argsort(flat, stable=True)
+        token_of = order // k
+        counts = torch.bincount(flat, minlength=self.gate_proj.shape[0]).tolist()
+        xs = x[token_of]
+        outs, start = [], 0
+        for e, c in enumerate(counts):
+            if c == 0:
+                continue
+            chunk = xs[start:start + c]
+            h = F.silu(F.linear(chunk, self.gate_proj[e])) * F.linear(chunk, self.up_proj[e])
+            outs.append(F.linear(h, self.down_proj[e]))
+            start += c
+        ys = torch.cat(outs, dim=0).float() * weights.reshape(-1)[order, None]
+        out = torch.zeros(t, x.shape[-1], dtype=torch.float32, device=x.device)
+        return out.index_add_(0, token_of, ys).to(x.dtype)
+
+
+class MoE(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.gate = Router(cfg.hidden_size, cfg.n_routed_experts)
+        self.experts = RoutedExperts(cfg.n_routed_experts, cfg.hidden_size, cfg.moe_intermediate_size)
+        self.shared_experts = (SwiGLU(cfg.hidden_size, cfg.moe_intermediate_size * cfg.n_shared_experts)
+                               if cfg.n_shared_experts else None)
+        self.aux_loss: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])
+        probs = self.gate(flat)
+        weights, idx = torch.topk(probs, self.cfg.num_experts_per_tok, dim=-1, sorted=False)
+        if self.cfg.norm_topk_prob:
+            weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-20)
+        weights = weights * self.cfg.routed_scaling_factor
+        out = self.experts(flat, idx, weights).reshape(shape)
+        if self.shared_experts is not None:
+            out = out + self.shared_experts(x)
+        self.aux_loss = (self.balance_loss(probs.reshape(*shape[:-1], -1), idx.reshape(*shape[:-1], -1))
+                         if self.training and self.cfg.aux_loss_alpha > 0 else None)
+        return out
+
+    def balance_loss(self, probs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """DeepSeek-V2 sequence-level balance loss: alpha * sum_i f_i * P_i, averaged over sequences, where
+        f_i = E / (k T) * (tokens of the sequence routed to expert i) and P_i the mean router probability."""
+        if probs.dim() == 2:
+            probs, idx = probs[None], idx[None]
+        b, t, e = probs.shape
+        k = idx.shape[-1]
+        counts = torch.zeros(b, e, device=probs.device).scatter_add_(
+            1, idx.reshape(b, -1), torch.ones(b, t * k, device=probs.device))
+        f = counts * e / (k * t)
+        return self.cfg.aux_loss_alpha * (f * probs.mean(dim=1)).sum(dim=1).mean()

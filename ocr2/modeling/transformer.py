@@ -1,0 +1,114 @@
+"""Pre-norm transformer pieces shared by DeepEncoder V2 (Qwen2) and the DeepSeek-MoE decoder (Llama-style).
+
+Both stacks are `x + attn(norm(x))`, then `x + ffn(norm(x))` with RMSNorm and rotate-half RoPE; they differ
+only in widths, q/k/v bias, GQA, the RoPE base and the feed-forward (SwiGLU or MoE). How a layer attends
+(the encoder's mask spec, the decoder's causal mask and KV cache) is passed in as a function, so no mask
+logic lives inside the layers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 then cast back before the gain, as Qwen2 / DeepSeek do (matters in bf16).
+        dtype = x.dtype
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(dtype)
+
+
+class RotaryEmbedding(nn.Module):
+    """1-D rotate-half RoPE over the full head dimension."""
+
+    def __init__(self, head_dim: int, theta: float):
+        super().__init__()
+        self.head_dim, self.theta = head_dim, theta
+        self.register_buffer("inv_freq", self._inv_freq(None), persistent=False)
+
+    def _inv_freq(self, device) -> torch.Tensor:
+        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=device) / self.head_dim
+        return 1.0 / (self.theta ** exponents)
+
+    def rebuild_buffers(self, device) -> None:
+        """Frequencies are not stored in checkpoints; recompute them after a meta-device build."""
+        self.inv_freq = self._inv_freq(device)
+
+    @torch.no_grad()
+    def forward(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """position_ids (B, L) or (L,) -> cos, sin of shape (B or 1, 1, L, head_dim)."""
+        if position_ids.dim() == 1:
+            position_ids = position_ids[None]
+        freqs = position_ids[..., None].float() * self.inv_freq.to(position_ids.device)
+        emb = torch.cat([freqs, freqs], dim=-1)[:, None]
+        return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + _rotate_half(x) * sin
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=False)
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qkv_bias: bool):
+        super().__init__()
+        if dim % num_heads or num_heads % num_kv_heads:
+            raise ValueError(f"hidden {dim} / heads {num_heads} / kv heads {num_kv_heads} do not divide")
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.head_dim = dim // num_heads
+        self.q_proj = nn.Linear(dim, num_heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(dim, num_kv_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(dim, num_kv_heads * self.head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(num_heads * self.head_dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend: AttendFn) -> torch.Tensor:
+        q = rearrange(self.q_proj(x), "b l (h d) -> b h l d", d=self.head_dim)
+        k = rearrange(self.k_proj(x), "b l (h d) -> b h l d", d=self.head_dim)
+        v = rearrange(self.v_proj(x), "b l (h d) -> b h l d", d=self.head_dim)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        out = attend(q, k, v)
+        return self.o_proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block; `mlp` is a SwiGLU or an MoE."""
+
+    def __init__(self, dim: int, attn: SelfAttention, mlp: nn.Module, eps: float):
+        super().__init__()
+        self.input_layernorm = RMSNorm(dim, eps)
+        self.self_attn = attn
+        self.post_attention_layernorm = RMSNorm(dim, eps)
+        self.mlp = mlp
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend: AttendFn) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, attend)
+        return x + self.mlp(self.post_attention_layernorm(x))

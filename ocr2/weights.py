@@ -1,0 +1,192 @@
+"""Checkpoints: our safetensors directory format, and loading of the official and transformers-port layouts.
+
+Ours: `config.json` (OCR2Config) + `model.safetensors`, or shards `model-0000i-of-0000n.safetensors` with
+`model.safetensors.index.json` when larger than `max_shard_size`.
+
+Loading builds the model on the meta device and reads one tensor at a time from safetensors straight into the
+requested dtype and device (`assign=True`), so no full-precision copy of the whole model ever exists: the
+official bf16 checkpoint loads into bf16 on an 8 GB card. Any missing, unexpected or mis-shaped key is an error
+that lists them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ocr2.config import OCR2Config
+from ocr2.keymaps import official, port
+
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------- save
+def save_pretrained(model, directory, max_shard_size: int = 4 * 1024**3, extra_files: dict | None = None) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save(directory / "config.json")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > max_shard_size:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += nbytes
+    for old in list(directory.glob("model*.safetensors")) + [directory / INDEX_NAME]:
+        old.unlink(missing_ok=True)  # a re-save with fewer shards must not leave stale ones behind
+    if len(shards) == 1:
+        save_file(shards[0], str(directory / SINGLE_NAME), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards, 1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(directory / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in shard})
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    (directory / INDEX_NAME).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                                   indent=2))
+
+
+# ---------------------------------------------------------------------------------------------------- load
+def _weight_files(directory: Path) -> dict[str, Path]:
+    """tensor name -> file, from an index json or the single safetensors file(s) in the directory."""
+    indexes = sorted(directory.glob("*.safetensors.index.json"))
+    if indexes:
+        try:
+            weight_map = json.loads(indexes[0].read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError) as e:
+            raise CheckpointError(f"{indexes[0]}: not a safetensors index ({e})") from e
+        return {k: directory / v for k, v in weight_map.items()}
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{directory}: no *.safetensors weights found (only safetensors checkpoints load)")
+    mapping = {}
+    for f in files:
+        try:
+            with safe_open(str(f), framework="pt") as h:
+                mapping.update({k: f for k in h.keys()})
+        except Exception as e:  # safetensors raises its own error types for truncated or corrupt headers
+            raise CheckpointError(f"{f}: unreadable safetensors file ({e})") from e
+    return mapping
+
+
+def detect_layout(keys) -> str:
+    if official.is_official_layout(keys):
+        return "official"
+    if port.is_port_layout(keys):
+        return "port"
+    return "ocr2"
+
+
+def _config_for(directory: Path, layout: str, config: OCR2Config | None) -> OCR2Config:
+    if config is not None:
+        return config
+    cfg_path = directory / "config.json"
+    if layout == "ocr2":
+        if not cfg_path.exists():
+            raise CheckpointError(f"{directory}: config.json is missing")
+        return OCR2Config.load(cfg_path)
+    if cfg_path.exists():
+        try:
+            raw = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
+        # The port's config describes every module; its save_pretrained writes the official key layout.
+        if raw.get("model_type") == "deepseek_ocr2":
+            return port.config_from_port(raw)
+    # The official config.json does not describe the vision stack (it is hard-coded in the release, §5).
+    return OCR2Config.from_preset("official")
+
+
+def _materialise_buffers(model: torch.nn.Module, device) -> None:
+    """Non-persistent buffers (RoPE frequencies) are not in checkpoints; rebuild them after a meta build."""
+    for module in model.modules():
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf.is_meta:
+                if not hasattr(module, "rebuild_buffers"):
+                    raise RuntimeError(f"{type(module).__name__}.{name} is not in the checkpoint and cannot be rebuilt")
+                module.rebuild_buffers(device)
+                break
+
+
+def read_state_dict(directory, dtype: torch.dtype, device, layout: str | None = None
+                    ) -> tuple[str, Iterator[tuple[str, torch.Tensor]], list[str]]:
+    """(layout, iterator of (our key, tensor) read lazily in `dtype` on `device`, unexpected-keys list)."""
+    directory = Path(directory)
+    files = _weight_files(directory)
+    layout = layout or detect_layout(files)
+    handles: dict[Path, object] = {}
+
+    def get(key: str) -> torch.Tensor:
+        f = files[key]
+        if f not in handles:
+            handles[f] = safe_open(str(f), framework="pt", device=str(device))
+        t = handles[f].get_tensor(key)
+        t = t.to(dtype) if t.is_floating_point() else t
+        # A tensor viewed straight out of the file can sit at an odd alignment, which sends matmuls down other
+        # SIMD paths and changes the last bits of the results; a fresh allocation is aligned like any other.
+        return t.clone() if t.data_ptr() % 64 else t
+
+    unexpected: list[str] = []
+    keys = list(files)
+    if layout == "official":
+        it = official.convert(keys, get, unexpected)
+    elif layout == "port":
+        it = port.convert(keys, get, unexpected)
+    else:
+        it = ((k, get(k)) for k in keys)
+    return layout, it, unexpected
+
+
+def load_pretrained(cls, directory, dtype: torch.dtype | None = None, device=None,
+                    config: OCR2Config | None = None, layout: str | None = None,
+                    attn_implementation: str | None = None):
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a checkpoint directory")
+    dtype = dtype or torch.float32
+    device = torch.device(device or "cpu")
+    files = _weight_files(directory)
+    layout = layout or detect_layout(files)
+    cfg = _config_for(directory, layout, config)
+    if attn_implementation is not None:
+        cfg = dataclasses.replace(cfg, attn_implementation=attn_implementation)
+    with torch.device("meta"):
+        model = cls(cfg)
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    _, tensors, unexpected = read_state_dict(directory, dtype, device, layout)
+    state, bad_shape = {}, []
+    for key, tensor in tensors:
+        if key not in expected:
+            unexpected.append(key)
+        elif tuple(tensor.shape) != tuple(expected[key]):
+            bad_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(expected[key])}")
+        else:
+            state[key] = tensor
+    missing = sorted(set(expected) - set(state) - {b.split(":")[0] for b in bad_shape})
+    if missing or unexpected or bad_shape:
+        lines = [f"{directory} ({layout} layout) does not match the model:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {sorted(unexpected)}")
+        if bad_shape:
+            lines.append(f"  shape mismatches ({len(bad_shape)}): {bad_shape}")
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(state, strict=True, assign=True)
+    _materialise_buffers(model, device)
+    return model.eval()

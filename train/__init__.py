@@ -1,0 +1,1 @@
+"""train layer of ocr2 (builds on the ocr2 library; never imported by it)."""
