@@ -110,13 +110,20 @@ class OCR2Config:
     def num_queries(self, view_size: int) -> int:
         return max(1, round(self.encoder.query_ratio * self.vision.tokens_for(view_size)))
 
-    def image_token_count(self, num_crops: int) -> int:
-        """Decoder positions one image occupies: crops, global view, view separator (§1.4)."""
+    def view_output_tokens(self, view_size: int) -> int:
+        """Encoder outputs one view hands to the decoder: its flow queries, or its visual tokens when the mask
+        spec keeps those (e.g. the v1-style `raster` variant)."""
         from ocr2.modeling.masks import get_mask_spec
 
-        per_view = (lambda s: self.num_queries(s)) if get_mask_spec(self.encoder.mask).keep == "queries" \
-            else (lambda s: self.vision.tokens_for(s))
-        return num_crops * per_view(self.crop_size) + per_view(self.global_view_size) + 1
+        if get_mask_spec(self.encoder.mask).keep == "queries":
+            return self.num_queries(view_size)
+        return self.vision.tokens_for(view_size)
+
+    def image_token_count(self, num_crops: int, global_size: int | None = None) -> int:
+        """Decoder positions one image occupies: crops, global view, view separator (§1.4). `global_size`
+        overrides the global view size (stage 1 trains on single 768² or 1024² views, no crops)."""
+        glob = self.global_view_size if global_size is None else global_size
+        return num_crops * self.view_output_tokens(self.crop_size) + self.view_output_tokens(glob) + 1
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -185,7 +192,8 @@ def _tiny() -> OCR2Config:
                                      neck_channels=32, compressor_channels=(48, 64)),
         encoder=EncoderConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
                               intermediate_size=128),
-        decoder=DecoderConfig(vocab_size=512, hidden_size=64, num_layers=3, num_heads=4, num_kv_heads=4,
+        decoder=DecoderConfig(vocab_size=271,  # ByteTokenizer: 15 special tokens + 256 bytes
+                              hidden_size=64, num_layers=3, num_heads=4, num_kv_heads=4,
                               intermediate_size=192, first_k_dense=1, n_routed_experts=8, n_shared_experts=2,
                               moe_intermediate_size=32, num_experts_per_tok=2),
         image_token_id=3,

@@ -46,3 +46,34 @@ def greedy_decode(model, input_ids: torch.Tensor, global_views=None, crops=None,
         step_inputs = new if use_cache else torch.cat([step_inputs, new], dim=1)
         mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.bool, device=device)], dim=1)
     return generated
+
+
+class NoRepeatNGram:
+    """The release's sliding-window no-repeat n-gram rule (reference §7.1; `ngram_norepeat.py`).
+
+    Looking only at the generated tokens: any token that would complete an n-gram whose first n-1 tokens equal
+    the current last n-1 tokens, and which already occurred within the last `window` generated tokens, is banned.
+    Tokens in `whitelist` (officially `<td>`, `</td>`: tables legitimately repeat them) are never banned.
+    Release settings: n=20, window=90 (image script); n=40, window=90 (OmniDocBench eval).
+    """
+
+    def __init__(self, ngram_size: int = 20, window: int = 90, whitelist: tuple[int, ...] = (128821, 128822)):
+        if ngram_size < 2:
+            raise ValueError("ngram_size must be at least 2")
+        self.n, self.window, self.whitelist = ngram_size, window, frozenset(whitelist)
+
+    def banned(self, tokens: list[int]) -> set[int]:
+        n = self.n
+        if len(tokens) < n:
+            return set()
+        prefix = tokens[len(tokens) - (n - 1):]
+        start = max(0, len(tokens) - self.window)
+        out = {tokens[i + n - 1] for i in range(start, len(tokens) - n + 1) if tokens[i:i + n - 1] == prefix}
+        return out - self.whitelist
+
+    def __call__(self, generated: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        for row, tokens in enumerate(generated.tolist()):
+            ban = self.banned(tokens)
+            if ban:
+                logits[row, list(ban)] = float("-inf")
+        return logits

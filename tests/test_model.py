@@ -111,3 +111,14 @@ def test_generation_stops_at_eos_and_pads_finished_rows(tiny):
     assert out.shape[1] == 5
     assert out[0, 2].item() == eos and (out[0, 3:] == cfg.pad_token_id).all()
     assert out[1, 4].item() == eos
+
+
+def test_packed_samples_do_not_see_each_other(tiny):
+    """Two text-only samples packed in one row give the same logits as each sample alone."""
+    a, b = [0, 40, 41, 42], [0, 50, 51]
+    packed = tiny(torch.tensor([a + b]), position_ids=torch.tensor([[0, 1, 2, 3, 0, 1, 2]]),
+                  sequence_ids=torch.tensor([[0, 0, 0, 0, 1, 1, 1]])).logits
+    alone_a = tiny(torch.tensor([a])).logits
+    alone_b = tiny(torch.tensor([b])).logits
+    assert torch.allclose(packed[0, :4], alone_a[0], atol=1e-5)
+    assert torch.allclose(packed[0, 4:], alone_b[0], atol=1e-5)

@@ -78,13 +78,25 @@ def encoder_attention(q, k, v, spec: MaskSpec, n_visual: int, backend: str = "sd
 
 
 def causal_attention(q, k, v, key_mask: torch.Tensor | None = None, backend: str = "sdpa",
-                     scale: float | None = None) -> torch.Tensor:
+                     scale: float | None = None, sequence_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Decoder self-attention: causal, aligned bottom-right (the last query is the newest token, so a
-    KV cache of earlier tokens just lengthens k, v), plus an optional key padding mask (B, Lk) bool."""
+    KV cache of earlier tokens just lengthens k, v), plus an optional key padding mask (B, Lk) bool.
+
+    `sequence_ids` (B, L) marks packed samples (no cache): a token attends only within its own sample,
+    so several samples share one row without seeing each other."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose from {BACKENDS}")
     scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
     lq, lk = q.shape[2], k.shape[2]
+    if sequence_ids is not None:
+        if lq != lk:
+            raise ValueError("packed sequences (sequence_ids) cannot be combined with a KV cache")
+        pos = torch.arange(lk, device=q.device)
+        same = sequence_ids[:, :, None] == sequence_ids[:, None, :]
+        mask = ((pos[None, :] <= pos[:, None])[None] & same) | torch.eye(lk, dtype=torch.bool, device=q.device)
+        if key_mask is not None:
+            mask = mask & (key_mask[:, None, :].bool() | torch.eye(lk, dtype=torch.bool, device=q.device))
+        return _dense(q, k, v, mask[:, None], backend, scale)
     if key_mask is None and backend != "eager":
         if lq == lk:
             return _sdpa(q, k, v, is_causal=True, scale=scale)

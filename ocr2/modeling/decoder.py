@@ -51,7 +51,8 @@ class MoEDecoder(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor,
-                attention_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+                attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                sequence_ids: torch.Tensor | None = None) -> torch.Tensor:
         """inputs_embeds (B, L, h); position_ids (B, L); attention_mask (B, L_past + L) bool/int, 1 = real token.
 
         With a cache, the new tokens' keys/values are appended and attention spans past + new tokens."""
@@ -63,20 +64,21 @@ class MoEDecoder(nn.Module):
         cos, sin = self.rotary(position_ids, inputs_embeds.dtype)
         x = inputs_embeds
         for i, layer in enumerate(self.layers):
-            attend = self._attend_fn(i, cache, key_mask)
+            attend = self._attend_fn(i, cache, key_mask, sequence_ids)
             if self.gradient_checkpointing and self.training and cache is None:
                 x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, attend, use_reentrant=False)
             else:
                 x = layer(x, cos, sin, attend)
         return self.norm(x)
 
-    def _attend_fn(self, layer: int, cache: KVCache | None, key_mask: torch.Tensor | None):
+    def _attend_fn(self, layer: int, cache: KVCache | None, key_mask: torch.Tensor | None,
+                   sequence_ids: torch.Tensor | None):
         backend = self.attn_implementation
 
         def attend(q, k, v):
             if cache is not None:
                 k, v = cache.update(layer, k, v)
-            return causal_attention(q, k, v, key_mask=key_mask, backend=backend)
+            return causal_attention(q, k, v, key_mask=key_mask, backend=backend, sequence_ids=sequence_ids)
 
         return attend
 

@@ -115,15 +115,18 @@ class OCR2Model(nn.Module):
                 crops: torch.Tensor | None = None, num_crops=None, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, cache: KVCache | None = None,
-                logits_to_keep: int = 0) -> OCR2Output:
+                logits_to_keep: int = 0, sequence_ids: torch.Tensor | None = None) -> OCR2Output:
         """Next-token logits; with `labels` (same shape as input_ids, IGNORE_INDEX where no loss) the mean
-        next-token cross-entropy over answer tokens plus the MoE balance loss (training only)."""
+        next-token cross-entropy over answer tokens plus the MoE balance loss (training only).
+
+        Packed rows (stage-1 sequence packing): `sequence_ids` (B, L) gives each token's sample index within
+        its row and `position_ids` restart at 0 per sample; attention never crosses samples."""
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, global_views, crops, num_crops)
         if position_ids is None:
             position_ids = positions_from_mask(attention_mask, inputs_embeds.shape[1], past=len(cache) if cache
                                                else 0, device=inputs_embeds.device)
-        hidden = self.decoder(inputs_embeds, position_ids, attention_mask, cache)
+        hidden = self.decoder(inputs_embeds, position_ids, attention_mask, cache, sequence_ids)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden).float()

@@ -1,0 +1,1 @@
+"""Inputs to the model: exact official image preprocessing, tokenizers and the prompt layout."""
