@@ -32,11 +32,17 @@ class CheckpointError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------------- save
-def save_pretrained(model, directory, max_shard_size: int = 4 * 1024**3, extra_files: dict | None = None) -> None:
+def save_pretrained(model, directory, max_shard_size: int = 4 * 1024**3) -> None:
+    save_state_dict(model.config, model.state_dict(), directory, max_shard_size)
+
+
+def save_state_dict(config: OCR2Config, state: dict[str, torch.Tensor], directory,
+                    max_shard_size: int = 4 * 1024**3) -> None:
+    """config.json + safetensors (sharded above `max_shard_size` bytes, with an index) for `from_pretrained`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.config.save(directory / "config.json")
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    config.save(directory / "config.json")
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for key, tensor in state.items():

@@ -1,0 +1,174 @@
+"""Read documents: files, folders and PDFs in; per page markdown, grounded blocks, token counts and timings out.
+
+`OCRPipeline` is the Python API behind `ocr2-infer`: it returns results and never only prints. Every input file
+gets its own result or its own error (unreadable image, broken PDF, decompression bomb); one bad file never
+stops the others.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+from PIL import Image
+
+from ocr2.generation import NoRepeatNGram
+from ocr2.grounding import Block, parse_grounding, strip_grounding
+from ocr2.modeling.model import OCR2Model
+from ocr2.processing.image import ImageError, batch_views, load_image, preprocess
+from ocr2.processing.text import PROMPTS, Tokenizer, encode_prompt, load_tokenizer
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+PDF_DPI = 144  # the release rasterises PDFs at 144 dpi (zoom 2.0, run_dpsk_ocr2_pdf.py)
+
+
+@dataclass
+class PageResult:
+    source: str
+    page: int | None = None  # 0-based page index for PDFs
+    markdown: str = ""  # grounding spans stripped
+    raw: str = ""  # decoded output as generated (special tokens kept)
+    blocks: list[Block] = field(default_factory=list)
+    prompt_tokens: int = 0
+    image_tokens: int = 0
+    generated_tokens: int = 0
+    hit_token_limit: bool = False  # no EOS within max_new_tokens: counted by the repetition-rate metric
+    seconds: float = 0.0  # this page's share of its batch's wall time
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        stem = Path(self.source).stem
+        return stem if self.page is None else f"{stem}_p{self.page + 1:04d}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["blocks"] = [b.to_dict() for b in self.blocks]
+        return d
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders expand to their images and PDFs (sorted, non-recursive)."""
+    out: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | {".pdf"})
+        else:
+            out.append(path)
+    return out
+
+
+def iter_pages(path: Path, max_pixels: int | None = None) -> Iterator[tuple[int | None, Image.Image | Exception]]:
+    """(page index or None, image or the error for that page/file)."""
+    if path.suffix.lower() != ".pdf":
+        try:
+            yield None, load_image(path, max_pixels=max_pixels) if max_pixels else load_image(path)
+        except (ImageError, OSError) as e:
+            yield None, e
+        return
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except Exception as e:  # pypdfium2 raises PdfiumError for empty/broken files
+        yield None, ValueError(f"{path}: cannot open PDF ({e})")
+        return
+    try:
+        if len(pdf) == 0:
+            yield None, ValueError(f"{path}: the PDF has no pages")
+        for i in range(len(pdf)):
+            try:
+                image = pdf[i].render(scale=PDF_DPI / 72).to_pil().convert("RGB")
+                yield i, load_image(image, max_pixels=max_pixels) if max_pixels else load_image(image)
+            except Exception as e:
+                yield i, ValueError(f"{path}: page {i + 1} cannot be rendered ({e})")
+    finally:
+        pdf.close()
+
+
+class OCRPipeline:
+    def __init__(self, model: OCR2Model, tokenizer: Tokenizer, prompt: str = "markdown", crop_mode: bool = True,
+                 max_new_tokens: int = 8192, batch_size: int = 4, no_repeat: NoRepeatNGram | None = None,
+                 max_pixels: int | None = None):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.prompt = PROMPTS.get(prompt, prompt)
+        self.crop_mode, self.max_new_tokens, self.batch_size = crop_mode, max_new_tokens, batch_size
+        self.no_repeat, self.max_pixels = no_repeat, max_pixels
+
+    @classmethod
+    def from_pretrained(cls, directory, device: str | None = None, dtype: torch.dtype | None = None,
+                        ngram_size: int = 20, ngram_window: int = 90, **kwargs) -> "OCRPipeline":
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # bf16 on GPU as the release runs; fp32 on CPU (bf16 matmuls are many times slower on CPUs).
+        dtype = dtype or (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
+        model = OCR2Model.from_pretrained(directory, dtype=dtype, device=device)
+        tokenizer = load_tokenizer(directory)
+        whitelist = tuple(tokenizer.token_id(t) for t in ("<td>", "</td>"))
+        no_repeat = NoRepeatNGram(ngram_size, ngram_window, whitelist) if ngram_size else None
+        return cls(model, tokenizer, no_repeat=no_repeat, **kwargs)
+
+    def __call__(self, inputs: Iterable[str | Path], progress: bool = True) -> list[PageResult]:
+        from tqdm.auto import tqdm
+
+        results: list[PageResult] = []
+        pending: list[tuple[PageResult, Image.Image]] = []
+        bar = tqdm(desc="pages", unit="page", disable=not progress)
+        for path in expand_inputs(inputs):
+            if not path.exists():
+                results.append(PageResult(str(path), error=f"{path}: no such file"))
+                continue
+            for page, item in iter_pages(path, self.max_pixels):
+                if isinstance(item, Exception):
+                    results.append(PageResult(str(path), page, error=str(item)))
+                    continue
+                res = PageResult(str(path), page)
+                results.append(res)
+                pending.append((res, item))
+                if len(pending) == self.batch_size:
+                    self._run(pending)
+                    bar.update(len(pending))
+                    pending = []
+        if pending:
+            self._run(pending)
+            bar.update(len(pending))
+        bar.close()
+        return results
+
+    @torch.no_grad()
+    def _run(self, batch: list[tuple[PageResult, Image.Image]]) -> None:
+        start = time.perf_counter()
+        cfg, tok, device = self.model.config, self.tokenizer, next(self.model.parameters()).device
+        dtype = next(self.model.parameters()).dtype
+        views = [preprocess(img, cfg.global_view_size, cfg.crop_size, crop_mode=self.crop_mode) for _, img in batch]
+        prompts = [encode_prompt(tok, self.prompt, [cfg.image_token_count(v.num_crops)]) for v in views]
+        width = max(map(len, prompts))
+        ids = torch.full((len(batch), width), tok.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, p in enumerate(prompts):  # left padding: every row's next token sits at the same column
+            ids[row, width - len(p):] = torch.tensor(p)
+            mask[row, width - len(p):] = 1
+        global_views, crops, num_crops = batch_views(views)
+        crops = crops.to(device, dtype) if crops is not None else None
+        new = self.model.generate(ids.to(device), global_views.to(device, dtype), crops, num_crops,
+                                  attention_mask=mask.to(device), max_new_tokens=self.max_new_tokens,
+                                  eos_token_id=tok.eos_id, logits_processor=self.no_repeat).cpu()
+        share = (time.perf_counter() - start) / len(batch)
+        for row, ((res, img), v, p) in enumerate(zip(batch, views, prompts)):
+            tokens = new[row].tolist()
+            ended = tok.eos_id in tokens
+            tokens = tokens[: tokens.index(tok.eos_id)] if ended else tokens
+            res.raw = tok.decode(tokens)
+            res.markdown = strip_grounding(res.raw)
+            res.blocks = parse_grounding(res.raw, *img.size)
+            res.prompt_tokens, res.image_tokens = len(p), cfg.image_token_count(v.num_crops)
+            res.generated_tokens, res.hit_token_limit, res.seconds = len(tokens), not ended, share
+
+
+def save_with_tokenizer(model: OCR2Model, tokenizer: Tokenizer, directory) -> None:
+    """A checkpoint directory that `OCRPipeline.from_pretrained` reads back: weights, config and tokenizer."""
+    model.save_pretrained(directory)
+    tokenizer.save(directory)

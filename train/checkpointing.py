@@ -1,0 +1,113 @@
+"""Training checkpoints: DeepSpeed state per step, an atomically switched `latest` pointer, keep-last-K pruning,
+and (optionally) a consolidated `from_pretrained` directory beside each one.
+
+Layout: `<run_dir>/checkpoints/step_000010/` (DeepSpeed's files + `model/` consolidated safetensors) and
+`<run_dir>/checkpoints/latest` (a one-line file naming the newest complete tag). The pointer is written to a
+temporary file and renamed over the old one only after every rank finished saving, so a crash during a save
+leaves the previous checkpoint as `latest`: resume never sees a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train.dist import barrier, gather_objects
+
+POINTER = "latest"
+
+
+def tag_for(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+def read_latest(ckpt_dir: Path) -> str | None:
+    pointer = ckpt_dir / POINTER
+    if not pointer.exists():
+        return None
+    tag = pointer.read_text().strip()
+    return tag if (ckpt_dir / tag).is_dir() else None
+
+
+def _write_pointer(ckpt_dir: Path, tag: str) -> None:
+    tmp = ckpt_dir / f".{POINTER}.tmp"
+    tmp.write_text(tag + "\n")
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, ckpt_dir / POINTER)  # atomic on POSIX: readers see the old or the new tag, never a mix
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CheckpointManager:
+    def __init__(self, run_dir: str | Path, keep_last: int, rank: int):
+        self.dir = Path(run_dir) / "checkpoints"
+        self.keep_last, self.rank = keep_last, rank
+        if rank == 0:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def save(self, engine, step: int, per_rank: dict, shared: dict, save_model_dir=None) -> str:
+        """Collective. `per_rank`: this rank's state (data position, ...), gathered so rank r restores its own.
+        `save_model_dir(engine, path)`: writes the consolidated from_pretrained directory (collective on ZeRO-3)."""
+        tag = tag_for(step)
+        per_rank = dict(per_rank, rng=rng_state())
+        client_state = dict(shared, step=step, per_rank=gather_objects(per_rank))
+        engine.save_checkpoint(str(self.dir), tag=tag, client_state=client_state, save_latest=False)
+        if save_model_dir is not None:
+            save_model_dir(engine, self.dir / tag / "model")
+        barrier()
+        if self.rank == 0:
+            _write_pointer(self.dir, tag)
+            self._prune(keep=tag)
+        barrier()
+        return tag
+
+    def _prune(self, keep: str) -> None:
+        tags = sorted(p.name for p in self.dir.iterdir() if p.is_dir() and p.name.startswith("step_"))
+        for old in tags[:-self.keep_last] if self.keep_last > 0 else []:
+            if old != keep:
+                shutil.rmtree(self.dir / old, ignore_errors=True)
+
+    def resolve(self, resume: str) -> tuple[Path, str] | None:
+        """`auto`: this run's latest checkpoint if any; `never`; or a path to a checkpoint tag directory."""
+        if resume == "never":
+            return None
+        if resume == "auto":
+            tag = read_latest(self.dir)
+            return (self.dir, tag) if tag else None
+        path = Path(resume)
+        if not path.is_dir():
+            raise FileNotFoundError(f"checkpoint.resume={resume}: not a checkpoint directory")
+        return path.parent, path.name
+
+    def load(self, engine, where: tuple[Path, str], world_size: int) -> dict:
+        load_dir, tag = where
+        _, client_state = engine.load_checkpoint(str(load_dir), tag=tag, load_optimizer_states=True,
+                                                 load_lr_scheduler_states=False)
+        if client_state is None:
+            raise RuntimeError(f"{load_dir / tag}: DeepSpeed could not load this checkpoint")
+        per_rank = client_state["per_rank"]
+        if len(per_rank) != world_size:
+            raise RuntimeError(f"{load_dir / tag} was written by {len(per_rank)} processes; exact resume needs "
+                               f"the same world size (got {world_size})")
+        mine = per_rank[self.rank]
+        set_rng_state(mine["rng"])
+        return dict(client_state, mine=mine)

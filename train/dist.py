@@ -1,0 +1,84 @@
+"""Process-group setup from the environment (torchrun, the deepspeed launcher with --no_local_rank, SLURM)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as tdist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(*names: str, default: int) -> int:
+    for n in names:
+        if n in os.environ:
+            return int(os.environ[n])
+    return default
+
+
+def init_distributed(backend: str = "auto") -> DistInfo:
+    """Ranks come from RANK/WORLD_SIZE/LOCAL_RANK (torchrun, deepspeed) or SLURM_* when launched by srun."""
+    rank = _env_int("RANK", "SLURM_PROCID", default=0)
+    world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
+    local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29500")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        device = torch.device("cpu")
+    if backend == "auto":
+        backend = "nccl" if device.type == "cuda" else "gloo"
+    if not tdist.is_initialized():
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+    return DistInfo(rank, world, local, device)
+
+
+def barrier() -> None:
+    if tdist.is_initialized():
+        tdist.barrier()
+
+
+def _comm_device() -> torch.device:
+    # NCCL only reduces GPU tensors; gloo reduces CPU tensors.
+    if tdist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def sum_over_ranks(x: float) -> float:
+    if not tdist.is_initialized() or tdist.get_world_size() == 1:
+        return float(x)
+    t = torch.tensor([float(x)], dtype=torch.float64, device=_comm_device())
+    tdist.all_reduce(t)
+    return float(t.item())
+
+
+def all_true(flag: bool) -> bool:
+    """True on every rank only if `flag` is true on every rank (so all ranks take the same branch)."""
+    return sum_over_ranks(0.0 if flag else 1.0) == 0.0
+
+
+def gather_objects(obj):
+    if not tdist.is_initialized():
+        return [obj]
+    out = [None] * tdist.get_world_size()
+    tdist.all_gather_object(out, obj)
+    return out

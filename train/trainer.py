@@ -1,0 +1,194 @@
+"""The training loop: DeepSpeed engine, stage freezing, cosine LR, non-finite skipping, checkpoints, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as tdist
+from omegaconf import DictConfig, OmegaConf
+
+from ocr2 import OCR2Model
+from ocr2.processing.text import ByteTokenizer, load_tokenizer
+from ocr2.weights import save_state_dict
+from train import stages
+from train.builders import build_deepspeed_config, build_model_config, resolve_precision
+from train.checkpointing import CheckpointManager
+from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks
+from train.metrics import MetricsLogger
+from train.optim import SkippableAdamW
+from train.schedule import cosine_lr
+
+log = logging.getLogger("ocr2.train")
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def _broadcast_run_dir(run_dir: str) -> Path:
+    """Every rank writes under rank 0's run directory (Hydra's ${now} can differ by a second between ranks)."""
+    obj = [run_dir]
+    if tdist.is_initialized():
+        tdist.broadcast_object_list(obj, src=0)
+    return Path(obj[0])
+
+
+def _load_init(model: OCR2Model, path: str, modules: list[str] | None) -> None:
+    """Take the previous stage's weights (all, or only some top-level modules, e.g. stage 1 keeps the encoder)."""
+    source = OCR2Model.from_pretrained(path)
+    state = source.state_dict()
+    if modules:
+        state = {k: v for k, v in state.items() if k.split(".")[0] in modules}
+    missing, unexpected = model.load_state_dict(state, strict=not modules)
+    if unexpected:
+        raise ValueError(f"init_from={path}: unexpected keys {unexpected}")
+
+
+def _zero_loss(model: torch.nn.Module) -> torch.Tensor:
+    """A loss whose gradient is exactly zero for every trainable parameter: a skipped micro-batch still runs
+    backward, so DeepSpeed's gradient hooks and accumulation counters stay in step on every rank."""
+    return sum((p.sum() * 0.0 for p in model.parameters() if p.requires_grad), torch.zeros(()))
+
+
+def _to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, dtype) if v.is_floating_point() else v.to(device)
+        out[k] = v
+    return out
+
+
+def _save_model_dir(tokenizer, consolidated: bool):
+    """Writes `<tag>/model/`: config and tokenizer always (ocr2-export needs them), weights when `consolidated`."""
+    def save(engine, path: Path) -> None:
+        state = None
+        if consolidated:
+            if engine.zero_optimization_stage() == 3:
+                state = engine._zero3_consolidated_16bit_state_dict()  # collective: every rank must call it
+            else:
+                state = engine.module.state_dict()
+        if tdist.get_rank() == 0:
+            path.mkdir(parents=True, exist_ok=True)
+            if state is not None:
+                save_state_dict(engine.module.config, state, path)
+            else:
+                engine.module.config.save(path / "config.json")
+            tokenizer.save(path)
+
+    return save
+
+
+def train(cfg: DictConfig) -> dict:
+    info: DistInfo = init_distributed(cfg.trainer.backend)
+    run_dir = _broadcast_run_dir(str(cfg.run_dir))
+    torch.manual_seed(int(cfg.seed))
+    dtype = resolve_precision(cfg.trainer.precision, info.device)
+    metrics = MetricsLogger(run_dir, cfg, enabled=info.is_main)
+
+    model_cfg = build_model_config(cfg.model)
+    model = OCR2Model(model_cfg)
+    tokenizer = load_tokenizer(cfg.init_from) if cfg.init_from and Path(cfg.init_from, "ocr2_tokenizer.json").exists() \
+        else ByteTokenizer()
+    if tokenizer.vocab_size > model_cfg.decoder.vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the decoder vocabulary is "
+                         f"{model_cfg.decoder.vocab_size}")
+    if cfg.init_from:
+        _load_init(model, cfg.init_from, list(cfg.init_modules) if cfg.init_modules else None)
+    if cfg.trainer.activation_checkpointing:
+        model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = True
+    frozen = stages.apply_freezing(model, list(cfg.stage.frozen))
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = SkippableAdamW(trainable, lr=float(cfg.stage.lr), betas=tuple(cfg.trainer.betas),
+                               eps=float(cfg.trainer.eps), weight_decay=float(cfg.trainer.weight_decay))
+    import deepspeed
+
+    ds_config = build_deepspeed_config(cfg.trainer, info.world_size, dtype)
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+    frozen_before = stages.snapshot(engine.module, frozen)
+
+    from train.data import build_train_data
+
+    data = build_train_data(cfg, model_cfg, tokenizer, info, run_dir)
+    ckpt = CheckpointManager(run_dir, int(cfg.checkpoint.keep_last), info.rank)
+    step, skipped_steps, consecutive = 0, 0, 0
+    where = ckpt.resolve(str(cfg.checkpoint.resume))
+    if where is not None:
+        state = ckpt.load(engine, where, info.world_size)
+        step, skipped_steps, consecutive = state["step"], state["skipped_steps"], state["consecutive_bad"]
+        data.load_state_dict(state["mine"]["data"])
+        log.info("resumed from %s at step %d", where[0] / where[1], step)
+
+    max_steps, accum = int(cfg.max_steps), int(cfg.trainer.grad_accum)
+    save_model = _save_model_dir(tokenizer, bool(cfg.checkpoint.consolidated))
+
+    def save(at_step: int) -> str:
+        return ckpt.save(engine, at_step, {"data": data.state_dict()},
+                         {"skipped_steps": skipped_steps, "consecutive_bad": consecutive,
+                          "config": OmegaConf.to_container(cfg, resolve=True)}, save_model)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.stage.name}", unit="step", disable=not info.is_main)
+    batches = iter(data)
+    engine.train()
+    while step < max_steps:
+        lr = cosine_lr(step, max_steps, float(cfg.stage.lr), float(cfg.stage.min_lr), int(cfg.trainer.warmup_steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        start, bad, losses, aux, tokens = time.perf_counter(), False, [], [], 0
+        for micro in range(accum):
+            batch = _to_device(next(batches), info.device, dtype)
+            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+            out = engine(**batch)
+            finite = all_true(bool(torch.isfinite(out.loss).item()))
+            loss = out.loss if finite else _zero_loss(engine.module)
+            bad |= not finite
+            losses.append(out.lm_loss.item() if finite else float("nan"))
+            if out.aux_loss is not None and finite:
+                aux.append(out.aux_loss.item())
+            if micro == accum - 1:
+                optimizer.skip_next = bad  # the boundary step() below is then a no-op on every rank
+            engine.backward(loss)
+            engine.step()
+        step += 1
+        skipped_steps += bad
+        consecutive = consecutive + 1 if bad else 0
+        loss_value = _mean_over_ranks(sum(losses) / len(losses)) if not bad else float("nan")
+        elapsed = time.perf_counter() - start
+        tok_s = sum_over_ranks(tokens) / elapsed
+        record = {"step": step, "loss": loss_value, "lr": lr, "tokens_per_s": tok_s, "skipped_steps": skipped_steps,
+                  "aux_loss": sum(aux) / len(aux) if aux else None, "data_skipped": data.skip_counts()}
+        if step % int(cfg.log_every) == 0 or step == max_steps:
+            metrics.log(record)
+        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:.0f}")
+        bar.update(1)
+        if consecutive >= int(cfg.nonfinite.max_consecutive):
+            tag = save(step)
+            msg = (f"{consecutive} consecutive steps had a non-finite loss (last at step {step}); stopped. "
+                   f"State saved as {ckpt.dir / tag}. Lower the LR, check the data, or resume with a fix.")
+            metrics.close(summary={"stopped": msg})
+            raise NonFiniteLossError(msg)
+        if step % int(cfg.checkpoint.every) == 0 or step == max_steps:
+            save(step)
+    bar.close()
+    moved = stages.changed(engine.module, frozen_before)
+    if moved:
+        raise RuntimeError(f"frozen parameters changed during {cfg.stage.name}: {moved[:5]}")
+    summary = {"steps": step, "skipped_steps": skipped_steps, "data_skipped": data.skip_counts(),
+               "frozen_parameters": len(frozen), "run_dir": str(run_dir)}
+    if info.is_main:
+        log.info("done: %s", json.dumps(summary))
+    metrics.close(summary=summary)
+    barrier()
+    return summary
+
+
+def _mean_over_ranks(x: float) -> float:
+    return sum_over_ranks(x) / (tdist.get_world_size() if tdist.is_initialized() else 1)
