@@ -40,3 +40,22 @@ def test_registering_a_variant_is_one_call():
     spec = register(MaskSpec("test_only_blind_queries", query_to_query="none"))
     assert "test_only_blind_queries" in mask_names()
     assert torch.equal(spec.dense(2, 2)[2:, 2:], torch.eye(2, dtype=torch.bool))
+
+
+def test_ablation_variants_are_registered():
+    assert {"causal_flow", "bidirectional_flow", "full_bidirectional", "causal_prefix", "raster"} <= set(mask_names())
+
+
+def test_raster_variant_keeps_visual_tokens_and_has_no_queries():
+    from ocr2 import OCR2Config
+
+    spec = get_mask_spec("raster")
+    assert (spec.use_queries, spec.keep) == (False, "visual")
+    cfg = OCR2Config.from_preset("official")
+    cfg.encoder.mask = "raster"
+    assert cfg.image_token_count(0) == 257  # 256 visual tokens of the global view + separator
+
+
+def test_causal_prefix_makes_visual_tokens_causal():
+    dense = get_mask_spec("causal_prefix").dense(3, 3)
+    assert torch.equal(dense[:3, :3], torch.ones(3, 3, dtype=torch.bool).tril())

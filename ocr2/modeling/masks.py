@@ -88,3 +88,13 @@ def mask_names() -> list[str]:
 
 # The official DeepSeek-OCR 2 mask (paper Eq. 1; reference §2.4): a prefix-LM with prefix n_visual.
 register(MaskSpec("causal_flow", doc="official: V<->V, Q->V all, Q->Q causal, V-/->Q"))
+
+# Ablation variants (issue: reading-order mask ablation). Each answers one question the paper leaves open.
+register(MaskSpec("bidirectional_flow", query_to_query="full",
+                  doc="queries see each other both ways: is the causal order among queries what matters?"))
+register(MaskSpec("full_bidirectional", visual_to_query=True, query_to_query="full",
+                  doc="everything sees everything (a plain bidirectional encoder with extra query slots)"))
+register(MaskSpec("causal_prefix", visual_to_visual="causal",
+                  doc="visual tokens causal in raster order (an LM-style encoder), queries as official"))
+register(MaskSpec("raster", use_queries=False, keep="visual",
+                  doc="no flow queries: visual tokens (raster order) go straight to the decoder, as in DeepSeek-OCR v1"))

@@ -1,0 +1,85 @@
+"""Text and formula normalisation as OmniDocBench applies it before any edit distance.
+
+Reference: ../shared/reference/evaluation.md §4.1, "Text normalized edit distance", step 1. The benchmark scores
+*content*, not layout: every block is (a) rewritten so inline LaTeX becomes the unicode it renders to, then
+(b) stripped of all whitespace and punctuation (`clean_string`), so "α + β" and "$\\alpha+\\beta$" compare equal
+and markdown markers (`#`, `**`, `-`, `|`) never count as errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from pylatexenc.latex2text import LatexNodes2Text
+
+# clean_string keeps only word characters (Python's \w is unicode-aware: letters, digits, underscore, CJK) and
+# the CJK unified block; the CJK range is listed explicitly because the benchmark does so, not because \w
+# misses it. Everything else - whitespace, punctuation, markdown syntax, leftover backslashes - is dropped.
+_NOT_KEPT = re.compile(r"[^\w\u4e00-\u9fff]")
+
+# Inline formulas as they appear in GT blocks (`$ ... $`) and in model output (`\( ... \)`, `$...$`).
+# `$$` (display) is excluded by the lookarounds: display formulas are separate blocks, never inline text.
+_INLINE_MATH = re.compile(r"(?<!\$)\$(?!\$)(.+?)(?<!\$)\$(?!\$)|\\\((.+?)\\\)", re.DOTALL)
+
+# pylatexenc logs a warning for every macro it does not know; a page can have hundreds. Silence it once.
+logging.getLogger("pylatexenc").setLevel(logging.ERROR)
+_LATEX2TEXT = LatexNodes2Text()
+_COMMAND = re.compile(r"\\[A-Za-z]+\*?")
+
+
+def clean_string(text: str) -> str:
+    """OmniDocBench `clean_string`: drop all whitespace and every char not matching [\\w\\u4e00-\\u9fff]."""
+    return _NOT_KEPT.sub("", text)
+
+
+def latex_to_unicode(latex: str) -> str:
+    """Render one LaTeX snippet to plain unicode text (``\\alpha`` -> ``α``, ``\\frac{2}{17}`` -> ``2/17``).
+
+    The benchmark does this with pylatexenc's LatexNodes2Text, and so do we; it is an approximation of what a
+    reader sees (unknown macros such as ``\\varSigma`` vanish, layout is flattened), applied identically to
+    prediction and ground truth so the approximation cancels out as far as possible. If pylatexenc cannot
+    parse the snippet we fall back to deleting the command names, which keeps the arguments' characters.
+    """
+    try:
+        return _LATEX2TEXT.latex_to_text(latex)
+    except Exception:  # pylatexenc raises assorted parser errors on malformed model output
+        return _COMMAND.sub("", latex)
+
+
+def inline_latex_to_unicode(text: str) -> str:
+    """OmniDocBench `textblock2unicode`: replace each inline formula of a text block by its unicode rendering."""
+    return _INLINE_MATH.sub(lambda m: latex_to_unicode(m.group(1) if m.group(1) is not None else m.group(2)), text)
+
+
+def normalize_text(text: str) -> str:
+    """The string a text block is scored on: inline LaTeX to unicode, then `clean_string`."""
+    return clean_string(inline_latex_to_unicode(text))
+
+
+# Display-formula normalisation (our own light version of the benchmark's formula clean-up; reference §4.1
+# config `display_formula: [Edit_dist, CDM]`). Formula edit distance is only the CI proxy for CDM, so we only
+# remove what cannot change the rendered formula: delimiters, whitespace, font/spacing commands, \left/\right,
+# equation tags, and a trailing full stop or comma.
+_DISPLAY_DELIMS = re.compile(
+    r"^\s*(\$\$|\\\[|\\begin\{(?:equation|align|gather|multline|displaymath)\*?\})|"
+    r"(\$\$|\\\]|\\end\{(?:equation|align|gather|multline|displaymath)\*?\})\s*$"
+)
+_FORMULA_NOISE = re.compile(
+    r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|textstyle|scriptstyle|nonumber|notag|"
+    r"quad|qquad|enspace|thinspace|medspace|thickspace|negthinspace|mathrm|mathbf|mathit|mathsf|mathtt|"
+    r"mathnormal|boldsymbol|bm|operatorname\*?|text|textrm|textbf|textit)(?![A-Za-z])"
+    r"|\\[,;:! ]|~"
+)
+_TAG = re.compile(r"\\tag\*?\{[^{}]*\}")
+
+
+def normalize_formula(latex: str) -> str:
+    """The string a display formula is compared on (edit distance; CDM is out of scope, see omnidocbench.py)."""
+    s = latex.strip()
+    for _ in range(2):  # `$$\n\begin{align}...\end{align}\n$$` has two delimiter layers
+        s = _DISPLAY_DELIMS.sub("", s).strip()
+    s = _TAG.sub("", s)
+    s = _FORMULA_NOISE.sub("", s)
+    s = re.sub(r"\s+", "", s)
+    return s.rstrip(".,，。")
