@@ -58,6 +58,8 @@ class EncoderConfig:
     query_ratio: float = 1.0
     # View sizes (pixels) that own a learnable flow-query table; all crops of a size share one table.
     query_view_sizes: tuple[int, ...] = (768, 1024)
+    residual: str = "residual"  # residual | hc | mhc (hyper-connections, ocr2.modeling.mhc)
+    hc_streams: int = 4
 
 
 @dataclass
@@ -81,6 +83,8 @@ class DecoderConfig:
     rms_norm_eps: float = 1e-6
     rope_theta: float = 10_000.0
     max_position_embeddings: int = 8192
+    residual: str = "residual"  # residual | hc | mhc (hyper-connections, ocr2.modeling.mhc)
+    hc_streams: int = 4
 
 
 @dataclass

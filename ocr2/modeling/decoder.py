@@ -11,6 +11,7 @@ from torch import nn
 
 from ocr2.config import DecoderConfig
 from ocr2.modeling.attention import causal_attention
+from ocr2.modeling.mhc import expand_streams, reduce_streams
 from ocr2.modeling.moe import MoE
 from ocr2.modeling.transformer import Block, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU
 
@@ -43,7 +44,8 @@ class MoEDecoder(nn.Module):
         self.embed_tokens = nn.Embedding(cfg.vocab_size, h)
         self.layers = nn.ModuleList(
             Block(h, SelfAttention(h, cfg.num_heads, cfg.num_kv_heads, qkv_bias=False),
-                  SwiGLU(h, cfg.intermediate_size) if i < cfg.first_k_dense else MoE(cfg), cfg.rms_norm_eps)
+                  SwiGLU(h, cfg.intermediate_size) if i < cfg.first_k_dense else MoE(cfg), cfg.rms_norm_eps,
+                  cfg.residual, cfg.hc_streams)
             for i in range(cfg.num_layers)
         )
         self.norm = RMSNorm(h, cfg.rms_norm_eps)
@@ -62,14 +64,14 @@ class MoEDecoder(nn.Module):
         if cache is not None:
             cache.key_mask = key_mask
         cos, sin = self.rotary(position_ids, inputs_embeds.dtype)
-        x = inputs_embeds
+        x = inputs_embeds if self.cfg.residual == "residual" else expand_streams(inputs_embeds, self.cfg.hc_streams)
         for i, layer in enumerate(self.layers):
             attend = self._attend_fn(i, cache, key_mask, sequence_ids)
             if self.gradient_checkpointing and self.training and cache is None:
                 x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, attend, use_reentrant=False)
             else:
                 x = layer(x, cos, sin, attend)
-        return self.norm(x)
+        return self.norm(x if self.cfg.residual == "residual" else reduce_streams(x))
 
     def _attend_fn(self, layer: int, cache: KVCache | None, key_mask: torch.Tensor | None,
                    sequence_ids: torch.Tensor | None):

@@ -16,6 +16,7 @@ from torch import nn
 from ocr2.config import EncoderConfig
 from ocr2.modeling.attention import encoder_attention
 from ocr2.modeling.masks import get_mask_spec
+from ocr2.modeling.mhc import expand_streams, reduce_streams
 from ocr2.modeling.transformer import Block, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU
 
 
@@ -29,7 +30,7 @@ class DeepEncoderV2(nn.Module):
         h = cfg.hidden_size
         self.layers = nn.ModuleList(
             Block(h, SelfAttention(h, cfg.num_heads, cfg.num_kv_heads, qkv_bias=True),
-                  SwiGLU(h, cfg.intermediate_size), cfg.rms_norm_eps)
+                  SwiGLU(h, cfg.intermediate_size), cfg.rms_norm_eps, cfg.residual, cfg.hc_streams)
             for _ in range(cfg.num_layers)
         )
         self.norm = RMSNorm(h, cfg.rms_norm_eps)
@@ -58,10 +59,14 @@ class DeepEncoderV2(nn.Module):
         positions = torch.arange(x.shape[1], device=x.device)
         cos, sin = self.rotary(positions, x.dtype)
         attend = partial(encoder_attention, spec=self.spec, n_visual=n_visual, backend=self.attn_implementation)
+        if self.cfg.residual != "residual":
+            x = expand_streams(x, self.cfg.hc_streams)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
                 x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, attend, use_reentrant=False)
             else:
                 x = layer(x, cos, sin, attend)
+        if self.cfg.residual != "residual":
+            x = reduce_streams(x)
         x = self.norm(x)
         return x[:, n_visual:] if self.spec.keep == "queries" else x[:, :n_visual]

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ocr2.modeling.mhc import RESIDUALS, HyperConnection
+
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -100,15 +102,26 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block; `mlp` is a SwiGLU or an MoE."""
+    """Pre-norm residual block; `mlp` is a SwiGLU or an MoE.
 
-    def __init__(self, dim: int, attn: SelfAttention, mlp: nn.Module, eps: float):
+    `residual` = "residual" (plain), or "hc" / "mhc" (hyper-connections over `streams` residual streams, one per
+    sub-layer, ocr2.modeling.mhc); with hyper-connections x is (..., streams, dim)."""
+
+    def __init__(self, dim: int, attn: SelfAttention, mlp: nn.Module, eps: float, residual: str = "residual",
+                 streams: int = 4):
         super().__init__()
         self.input_layernorm = RMSNorm(dim, eps)
         self.self_attn = attn
         self.post_attention_layernorm = RMSNorm(dim, eps)
         self.mlp = mlp
+        if residual not in RESIDUALS:
+            raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
+        self.attn_hc = HyperConnection(dim, streams, residual) if residual != "residual" else None
+        self.ffn_hc = HyperConnection(dim, streams, residual) if residual != "residual" else None
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend: AttendFn) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, attend)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        if self.attn_hc is None:
+            x = x + self.self_attn(self.input_layernorm(x), cos, sin, attend)
+            return x + self.mlp(self.post_attention_layernorm(x))
+        x = self.attn_hc(x, lambda h: self.self_attn(self.input_layernorm(h), cos, sin, attend))
+        return self.ffn_hc(x, lambda h: self.mlp(self.post_attention_layernorm(h)))
