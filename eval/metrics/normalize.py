@@ -28,9 +28,17 @@ _LATEX2TEXT = LatexNodes2Text()
 _COMMAND = re.compile(r"\\[A-Za-z]+\*?")
 
 
+# The benchmark's annotations sometimes hold a literal "\\t" / "\\n" (backslash and letter) or "/t" / "/n"
+# where an indent or line break was meant (e.g. "\\t - Competence.", "\\t/t（1）棉绵锦"); clean_string deletes
+# those escapes as well as real tabs/newlines, otherwise the stray "t"/"n" letters would survive the
+# punctuation filter. The lookahead keeps words and commands that merely start with t/n ("\\tau", "/nodes").
+_LITERAL_ESCAPES = re.compile(r"[\\/][tn](?![A-Za-z])")
+
+
 def clean_string(text: str) -> str:
-    """OmniDocBench `clean_string`: drop all whitespace and every char not matching [\\w\\u4e00-\\u9fff]."""
-    return _NOT_KEPT.sub("", text)
+    """OmniDocBench `clean_string`: drop literal "\\t", "\\n", "/t", "/n" escapes, all whitespace and every char not
+    matching [\\w\\u4e00-\\u9fff]."""
+    return _NOT_KEPT.sub("", _LITERAL_ESCAPES.sub("", text))
 
 
 def latex_to_unicode(latex: str) -> str:
@@ -65,10 +73,14 @@ _DISPLAY_DELIMS = re.compile(
     r"^\s*(\$\$|\\\[|\\begin\{(?:equation|align|gather|multline|displaymath)\*?\})|"
     r"(\$\$|\\\]|\\end\{(?:equation|align|gather|multline|displaymath)\*?\})\s*$"
 )
+_FONT_COMMANDS = (
+    r"mathrm|mathbf|mathit|mathsf|mathtt|mathnormal|boldsymbol|bm|operatorname\*?|text|textrm|textbf|textit"
+)
+# `\mathrm{d}` -> `d`: the font command goes with its braces when the argument is a simple group.
+_FONT_GROUP = re.compile(r"\\(?:" + _FONT_COMMANDS + r")\s*\{([^{}]*)\}")
 _FORMULA_NOISE = re.compile(
     r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|textstyle|scriptstyle|nonumber|notag|"
-    r"quad|qquad|enspace|thinspace|medspace|thickspace|negthinspace|mathrm|mathbf|mathit|mathsf|mathtt|"
-    r"mathnormal|boldsymbol|bm|operatorname\*?|text|textrm|textbf|textit)(?![A-Za-z])"
+    r"quad|qquad|enspace|thinspace|medspace|thickspace|negthinspace|" + _FONT_COMMANDS + r")(?![A-Za-z])"
     r"|\\[,;:! ]|~"
 )
 _TAG = re.compile(r"\\tag\*?\{[^{}]*\}")
@@ -80,6 +92,7 @@ def normalize_formula(latex: str) -> str:
     for _ in range(2):  # `$$\n\begin{align}...\end{align}\n$$` has two delimiter layers
         s = _DISPLAY_DELIMS.sub("", s).strip()
     s = _TAG.sub("", s)
+    s = _FONT_GROUP.sub(r"\1", s)
     s = _FORMULA_NOISE.sub("", s)
     s = re.sub(r"\s+", "", s)
     return s.rstrip(".,，。")
