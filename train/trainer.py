@@ -126,6 +126,7 @@ def train(cfg: DictConfig) -> dict:
         log.info("resumed from %s at step %d", where[0] / where[1], step)
 
     max_steps, accum = int(cfg.max_steps), int(cfg.trainer.grad_accum)
+    poisoned = set(cfg.debug.nonfinite_steps)
     save_model = _save_model_dir(tokenizer, bool(cfg.checkpoint.consolidated))
 
     def save(at_step: int) -> str:
@@ -147,6 +148,8 @@ def train(cfg: DictConfig) -> dict:
             batch = _to_device(next(batches), info.device, dtype)
             tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
             out = engine(**batch)
+            if step + 1 in poisoned:
+                out.loss = out.loss * float("nan")
             finite = all_true(bool(torch.isfinite(out.loss).item()))
             loss = out.loss if finite else _zero_loss(engine.module)
             bad |= not finite

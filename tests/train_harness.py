@@ -1,0 +1,56 @@
+"""Run ocr2-train in real processes (python -m train, or torchrun for several ranks) on a tiny dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tiny model at reduced views, short answers: a step takes well under a second on 2 cores.
+BASE = ["model=micro", "model.decoder.num_layers=2", "trainer=cpu", "trainer.micro_batch_size=2", "data.num_workers=1",
+        "logger=none", "log_every=1", "seed=0"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e.update(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", WANDB_MODE="disabled",
+             TOKENIZERS_PARALLELISM="false")
+    e.pop("RANK", None), e.pop("WORLD_SIZE", None), e.pop("LOCAL_RANK", None)
+    return e
+
+
+def train_cmd(overrides: list[str], nproc: int = 1, nnodes: int = 1, node_rank: int = 0, port: int | None = None):
+    if nproc == 1 and nnodes == 1:
+        return [sys.executable, "-m", "train", *overrides]
+    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}", f"--node_rank={node_rank}",
+            f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1", f"--master_port={port or free_port()}",
+            "-m", "train", *overrides]
+
+
+def run_train(data: Path, run_dir: Path, overrides: list[str], nproc: int = 1, timeout: int = 600,
+              check: bool = True) -> subprocess.CompletedProcess:
+    args = BASE + [f"data.path={data}", f"run_dir={run_dir}", *overrides]
+    proc = subprocess.run(train_cmd(args, nproc), cwd=ROOT, env=env(), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    return {m["step"]: m["loss"] for m in metrics(run_dir)}

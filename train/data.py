@@ -1,0 +1,31 @@
+"""The training data of a run: the Hydra `data` group + the stage's data mode -> ocr2.data.TrainLoader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ocr2 import OCR2Config
+from ocr2.data.loader import DataConfig, TrainLoader
+from ocr2.processing.text import Tokenizer
+from train.dist import DistInfo
+
+
+def data_config(cfg: DictConfig, model_cfg: OCR2Config) -> DataConfig:
+    d, stage = cfg.data, cfg.stage
+    path = Path(d.path)
+    if not path.exists():
+        raise FileNotFoundError(f"data.path={d.path} does not exist; build a dataset first, e.g. "
+                                f"`ocr2-data synth {d.path} --train 256 --validation 32`")
+    views = tuple(stage.resolutions) if stage.resolutions else (model_cfg.crop_size, model_cfg.global_view_size)
+    return DataConfig(path=str(path), split=d.split, mode=stage.data_mode, view_sizes=views,
+                      batch_size=int(cfg.trainer.micro_batch_size), max_length=int(d.max_length),
+                      packing=bool(stage.packing), target=d.target, prompt=d.get("prompt"),
+                      num_workers=int(d.num_workers), shuffle=bool(d.shuffle), seed=int(cfg.seed))
+
+
+def build_train_data(cfg: DictConfig, model_cfg: OCR2Config, tokenizer: Tokenizer, info: DistInfo,
+                     run_dir: Path) -> TrainLoader:
+    return TrainLoader(data_config(cfg, model_cfg), tokenizer, model_cfg, rank=info.rank,
+                       world_size=info.world_size)
