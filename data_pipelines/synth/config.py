@@ -1,0 +1,110 @@
+"""Knobs of the synthetic page generator. Mixes are {name: weight} (weights need not sum to 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Page shapes as width / height.
+PAGE_FORMATS = {"a4": 1 / 1.414, "letter": 8.5 / 11, "narrow": 0.6, "square": 1.0, "landscape": 1.414,
+                "slide": 16 / 9}
+LAYOUTS = ("single", "two_column", "three_column", "sidebar", "mixed")
+ELEMENTS = ("paragraph", "heading", "list", "table", "pull_quote", "figure")
+
+
+@dataclass
+class DegradeConfig:
+    """Mild scan-like degradations, each applied with its probability."""
+
+    p_rotate: float = 0.15
+    max_angle: float = 1.5  # degrees
+    p_blur: float = 0.15
+    blur_radius: tuple[float, float] = (0.3, 0.9)
+    p_noise: float = 0.15
+    noise_sigma: tuple[float, float] = (2.0, 8.0)
+    p_jpeg: float = 0.2
+    jpeg_quality: tuple[int, int] = (45, 90)
+
+    def disabled(self) -> "DegradeConfig":
+        return dataclasses.replace(self, p_rotate=0.0, p_blur=0.0, p_noise=0.0, p_jpeg=0.0)
+
+
+@dataclass
+class SynthConfig:
+    # Page long side in pixels, uniform in [lo, hi]; the other side follows the page format.
+    long_side: tuple[int, int] = (1024, 1024)
+    page_formats: dict[str, float] = field(default_factory=lambda: {
+        "a4": 0.45, "letter": 0.25, "narrow": 0.05, "square": 0.05, "landscape": 0.12, "slide": 0.08})
+    layouts: dict[str, float] = field(default_factory=lambda: {
+        "single": 0.2, "two_column": 0.3, "three_column": 0.15, "sidebar": 0.15, "mixed": 0.2})
+    languages: dict[str, float] = field(default_factory=lambda: {"en": 0.7, "zh": 0.3})
+    elements: dict[str, float] = field(default_factory=lambda: {
+        "paragraph": 0.6, "heading": 0.12, "list": 0.09, "table": 0.07, "pull_quote": 0.04, "figure": 0.08})
+    # Body font size as a fraction of the page's short side (1024x724 A4: 11-17 px).
+    body_size: tuple[float, float] = (0.015, 0.024)
+    margin: tuple[float, float] = (0.04, 0.09)  # fraction of the short side
+    fill: tuple[float, float] = (0.55, 1.0)  # how much of the last body band gets content (1 = to the bottom)
+    p_title: float = 0.75
+    p_header: float = 0.6
+    p_footer: float = 0.4
+    p_page_number: float = 0.7
+    p_color_background: float = 0.15
+    p_paper_texture: float = 0.25
+    p_justify: float = 0.5
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    cjk_font: str | None = None  # a font file with Chinese glyphs; None: search the system font folders
+    font_dirs: tuple[str, ...] = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
+
+    def __post_init__(self):
+        for name, allowed in (("page_formats", PAGE_FORMATS), ("layouts", LAYOUTS), ("elements", ELEMENTS),
+                              ("languages", ("en", "zh"))):
+            mix = getattr(self, name)
+            bad = set(mix) - set(allowed)
+            if bad:
+                raise ValueError(f"SynthConfig.{name}: unknown {sorted(bad)}; choose from {sorted(allowed)}")
+            if any(w < 0 for w in mix.values()) or not any(w > 0 for w in mix.values()):
+                raise ValueError(f"SynthConfig.{name}: weights must be >= 0 with at least one > 0, got {mix}")
+        lo, hi = self.long_side
+        if not 128 <= lo <= hi:
+            raise ValueError(f"SynthConfig.long_side must satisfy 128 <= lo <= hi, got {self.long_side}")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SynthConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown SynthConfig fields: {sorted(unknown)}")
+        if "degrade" in d and isinstance(d["degrade"], dict):
+            d["degrade"] = DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in d["degrade"].items()})
+        for k in ("long_side", "body_size", "margin", "fill", "font_dirs"):
+            if k in d and isinstance(d[k], list):
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SynthConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: not a SynthConfig JSON file ({e})") from e
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """'en=0.7,zh=0.3' or 'two_column,sidebar' (equal weights) -> {name: weight}."""
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition("=")
+        try:
+            mix[name.strip()] = float(weight) if weight else 1.0
+        except ValueError as e:
+            raise ValueError(f"bad mix entry {part!r} in {text!r} (expected name or name=weight)") from e
+    return mix
