@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def test_zero2_two_processes_match_one_process(pages, tmp_path):
 def test_zero3_trains_and_exports_to_the_same_logits(pages, tmp_path):
     run_train(pages, tmp_path / "run", ["trainer=zero3", "max_steps=2", "checkpoint.every=2"], nproc=2)
     out = tmp_path / "export"
-    proc = subprocess.run(["python", "-m", "train.export", str(tmp_path / "run"), "--out", str(out), "--from-zero"],
+    proc = subprocess.run([sys.executable, "-m", "train.export", str(tmp_path / "run"), "--out", str(out), "--from-zero"],
                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     exported = OCR2Model.from_pretrained(out)
@@ -84,12 +86,13 @@ def test_killed_run_resumes_with_identical_losses(pages, tmp_path):
     run_train(pages, tmp_path / "full", common)
     victim = tmp_path / "victim"
     args = BASE + [f"data.path={pages}", f"run_dir={victim}", *common]
-    proc = subprocess.Popen(train_cmd(args), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_cmd(args), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     pointer = victim / "checkpoints" / "latest"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if pointer.exists() and pointer.read_text().strip() >= "step_000004":
-            proc.send_signal(signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)  # the trainer and its data workers, as a crash or OOM-kill would
             break
         time.sleep(0.05)
     proc.wait(timeout=60)

@@ -69,7 +69,8 @@ class CheckpointManager:
         `save_model_dir(engine, path)`: writes the consolidated from_pretrained directory (collective on ZeRO-3)."""
         tag = tag_for(step)
         per_rank = dict(per_rank, rng=rng_state())
-        client_state = dict(shared, step=step, per_rank=gather_objects(per_rank))
+        # Namespaced: DeepSpeed drops client keys that collide with its own (e.g. "skipped_steps") on load.
+        client_state = {"ocr2": dict(shared, step=step, per_rank=gather_objects(per_rank))}
         engine.save_checkpoint(str(self.dir), tag=tag, client_state=client_state, save_latest=False)
         if save_model_dir is not None:
             save_model_dir(engine, self.dir / tag / "model")
@@ -102,8 +103,9 @@ class CheckpointManager:
         load_dir, tag = where
         _, client_state = engine.load_checkpoint(str(load_dir), tag=tag, load_optimizer_states=True,
                                                  load_lr_scheduler_states=False)
-        if client_state is None:
-            raise RuntimeError(f"{load_dir / tag}: DeepSpeed could not load this checkpoint")
+        if client_state is None or "ocr2" not in client_state:
+            raise RuntimeError(f"{load_dir / tag}: not a loadable ocr2 training checkpoint")
+        client_state = client_state["ocr2"]
         per_rank = client_state["per_rank"]
         if len(per_rank) != world_size:
             raise RuntimeError(f"{load_dir / tag} was written by {len(per_rank)} processes; exact resume needs "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,12 @@ def _env_int(*names: str, default: int) -> int:
     return default
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def init_distributed(backend: str = "auto") -> DistInfo:
     """Ranks come from RANK/WORLD_SIZE/LOCAL_RANK (torchrun, deepspeed) or SLURM_* when launched by srun."""
     rank = _env_int("RANK", "SLURM_PROCID", default=0)
@@ -35,7 +42,9 @@ def init_distributed(backend: str = "auto") -> DistInfo:
     local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local))
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29500")
+    if "MASTER_PORT" not in os.environ:
+        # A lone process needs a store too; a free port lets several single-process runs (a sweep) coexist.
+        os.environ["MASTER_PORT"] = str(_free_port()) if world == 1 else "29500"
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
