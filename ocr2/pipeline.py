@@ -138,6 +138,19 @@ class OCRPipeline:
         bar.close()
         return results
 
+    def read_images(self, images: Iterable[tuple[str, Image.Image]], progress: bool = True) -> list[PageResult]:
+        """In-memory pages (name, image) -> results in the same order; used by evaluation."""
+        from tqdm.auto import tqdm
+
+        items = [(PageResult(name), img.convert("RGB")) for name, img in images]
+        bar = tqdm(total=len(items), desc="pages", unit="page", disable=not progress)
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start:start + self.batch_size]
+            self._run(chunk)
+            bar.update(len(chunk))
+        bar.close()
+        return [r for r, _ in items]
+
     @torch.no_grad()
     def _run(self, batch: list[tuple[PageResult, Image.Image]]) -> None:
         start = time.perf_counter()

@@ -196,3 +196,19 @@ def load_pretrained(cls, directory, dtype: torch.dtype | None = None, device=Non
     model.load_state_dict(state, strict=True, assign=True)
     _materialise_buffers(model, device)
     return model.eval()
+
+
+def resolve_model_dir(path) -> Path:
+    """A from_pretrained directory, given one, or a training run (`<run>/checkpoints/latest` -> `<tag>/model`).
+
+    The run layout is written by train/checkpointing.py; it lives here because evaluation reads it too."""
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    ckpts = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    pointer = ckpts / "latest"
+    if pointer.exists():
+        model_dir = ckpts / pointer.read_text().strip() / "model"
+        if (model_dir / "config.json").exists():
+            return model_dir
+    raise CheckpointError(f"{path}: neither a model directory (config.json) nor a training run with checkpoints")

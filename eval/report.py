@@ -1,0 +1,102 @@
+"""`ocr2-report`: training runs (a multirun sweep, or run directories) -> a markdown table and PNG plots.
+
+For each run: its resolved config (the swept values), the loss curve (metrics.jsonl) and held-out scores
+(`<run>/eval/metrics.json`, computed here with `--evaluate` when missing). Output: `report.md` (table with the
+scale and protocol), `loss.png`, and one bar chart per metric (`reading_order_edit.png`, `page_ned.png`, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+from eval.plots import loss_curves, metric_bars
+from eval.report_table import render_markdown_table
+
+METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate"]
+
+
+def find_runs(paths: list[str]) -> list[Path]:
+    runs = []
+    for p in map(Path, paths):
+        if (p / "metrics.jsonl").exists():
+            runs.append(p)
+        else:
+            runs += sorted(d.parent for d in p.rglob("metrics.jsonl") if "eval" not in d.parts)
+    return runs
+
+
+def run_label(run: Path, keys: list[str]) -> str:
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    parts = []
+    for key in keys:
+        node = cfg
+        for k in key.split("."):
+            node = node.get(k) if isinstance(node, dict) else None
+        parts.append(f"{key.split('.')[-1]}={node}")
+    return ", ".join(parts) if parts else run.name
+
+
+def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
+    from eval.harness import evaluate, protocol
+    from eval.pages import iter_pages
+    from ocr2.pipeline import OCRPipeline
+    from ocr2.weights import resolve_model_dir
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    data = cfg["data"]["path"]
+    pipe = OCRPipeline.from_pretrained(resolve_model_dir(run), device="cpu", max_new_tokens=max_new_tokens,
+                                       batch_size=16)
+    pages = list(iter_pages(data, "validation", limit))
+    return evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ocr2-report", description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", help="multirun directories or run directories")
+    p.add_argument("--out", default=None, help="output directory (default: the first argument)")
+    p.add_argument("--keys", default="model.encoder.mask,model.encoder.query_ratio,model.encoder.residual",
+                   help="config keys that label the runs")
+    p.add_argument("--evaluate", action="store_true", help="score runs that have no eval/metrics.json yet")
+    p.add_argument("--eval-pages", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    args = p.parse_args(argv)
+    runs = find_runs(args.runs)
+    if not runs:
+        print(f"ocr2-report: no runs (metrics.jsonl) under {args.runs}")
+        return 2
+    out = Path(args.out or args.runs[0])
+    out.mkdir(parents=True, exist_ok=True)
+    keys = [k for k in args.keys.split(",") if k]
+    labels = {run: run_label(run, keys) for run in runs}
+    varying = [k for i, k in enumerate(keys) if len({labels[r].split(", ")[i] for r in runs}) > 1]
+    labels = {run: run_label(run, varying) for run in runs} if varying else labels
+
+    rows, curves, scores = [], {}, {}
+    for run in runs:
+        steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        curves[labels[run]] = [(m["step"], m["loss"]) for m in steps]
+        metrics_file = run / "eval" / "metrics.json"
+        if not metrics_file.exists() and args.evaluate:
+            evaluate_run(run, args.eval_pages, args.max_new_tokens)
+        summary = json.loads(metrics_file.read_text())["summary"] if metrics_file.exists() else {}
+        scores[labels[run]] = summary
+        final = next((m["loss"] for m in reversed(steps) if m["loss"] is not None), None)
+        rows.append({"run": labels[run], "steps": steps[-1]["step"] if steps else 0, "final_loss": final,
+                     **{m: summary.get(m) for m in METRICS}})
+    table = render_markdown_table(rows, ["run", "steps", "final_loss", *METRICS])
+    loss_curves(curves, out / "loss.png")
+    for m in METRICS:
+        if any(s.get(m) is not None for s in scores.values()):
+            metric_bars(scores, m, out / f"{m}.png")
+    (out / "report.md").write_text(f"{table}\n\nRuns: {', '.join(str(r) for r in runs)}\n")
+    print(table)
+    print(f"ocr2-report: report.md and plots in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
