@@ -49,8 +49,10 @@ class DeepEncoderV2(nn.Module):
                              f"{sorted(int(k) for k in self.flow_queries)} (EncoderConfig.query_view_sizes)")
         return self.flow_queries[key]
 
-    def forward(self, visual: torch.Tensor, view_size: int) -> torch.Tensor:
-        """visual (B, n_v, hidden) for views of `view_size` px -> the kept outputs (B, n_out, hidden)."""
+    def forward(self, visual: torch.Tensor, view_size: int, attend=None) -> torch.Tensor:
+        """visual (B, n_v, hidden) for views of `view_size` px -> the kept outputs (B, n_out, hidden).
+
+        `attend(q, k, v, n_visual)` replaces the configured attention (analysis hooks, e.g. ocr2.analysis)."""
         b, n_visual, _ = visual.shape
         x = visual
         if self.spec.use_queries:
@@ -58,7 +60,10 @@ class DeepEncoderV2(nn.Module):
             x = torch.cat([visual, queries.unsqueeze(0).expand(b, -1, -1)], dim=1)
         positions = torch.arange(x.shape[1], device=x.device)
         cos, sin = self.rotary(positions, x.dtype)
-        attend = partial(encoder_attention, spec=self.spec, n_visual=n_visual, backend=self.attn_implementation)
+        if attend is None:
+            attend = partial(encoder_attention, spec=self.spec, n_visual=n_visual, backend=self.attn_implementation)
+        else:
+            attend = partial(attend, n_visual=n_visual)
         if self.cfg.residual != "residual":
             x = expand_streams(x, self.cfg.hc_streams)
         for layer in self.layers:
