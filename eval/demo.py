@@ -25,6 +25,7 @@ from eval.harness import evaluate, protocol
 from eval.pages import iter_pages
 from eval.plots import loss_curves, metric_bars
 from eval.report_table import render_markdown_table
+from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN
 from ocr2.pipeline import OCRPipeline, save_with_tokenizer
 from ocr2.processing.text import ByteTokenizer
 
@@ -54,7 +55,9 @@ def _untrained(run_dir: Path, overrides: list[str]) -> Path:
 
 
 def _score(model_dir: Path, data: Path, limit: int, max_new_tokens: int, out_dir: Path) -> dict:
-    pipe = OCRPipeline.from_pretrained(model_dir, device="cpu", max_new_tokens=max_new_tokens, batch_size=16)
+    # The prompt the demo trains with (ocr2.data.examples: plain markdown targets, no <|grounding|>).
+    pipe = OCRPipeline.from_pretrained(model_dir, device="cpu", max_new_tokens=max_new_tokens, batch_size=16,
+                                       prompt=PROMPT_PLAIN_MARKDOWN)
     pages = list(iter_pages(data, "validation", limit))
     return evaluate(pipe, pages, out_dir, info=protocol(pipe, str(model_dir), str(data), "validation"))
 
@@ -67,12 +70,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-pages", type=int, default=32)
     p.add_argument("--steps", type=int, default=None, help="training steps (default: configs/experiment/demo.yaml)")
     p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("overrides", nargs="*", help="extra ocr2-train overrides, e.g. stage.lr=1e-3")
     args = p.parse_args(argv)
     start = time.perf_counter()
     data, run_dir = ROOT / args.data, ROOT / args.run_dir
     overrides = [f"data.path={data}", f"run_dir={run_dir}", "checkpoint.resume=never"]
     if args.steps:
         overrides.append(f"max_steps={args.steps}")
+    overrides += args.overrides
 
     if not (data / "ocr2_dataset.json").exists():
         _run([sys.executable, "-m", "data_pipelines", "synth", str(data), "--train", str(args.train_pages),

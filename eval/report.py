@@ -48,8 +48,14 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     data = cfg["data"]["path"]
+    from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN
+    from ocr2.processing.text import PROMPT_MARKDOWN
+
+    # Score with the prompt the run trained with (plain markdown targets have no <|grounding|>).
+    prompt = cfg["data"].get("prompt") or (PROMPT_MARKDOWN if cfg["data"].get("target") == "grounded"
+                                            else PROMPT_PLAIN_MARKDOWN)
     pipe = OCRPipeline.from_pretrained(resolve_model_dir(run), device="cpu", max_new_tokens=max_new_tokens,
-                                       batch_size=16)
+                                       batch_size=16, prompt=prompt)
     pages = list(iter_pages(data, "validation", limit))
     return evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
 
