@@ -17,29 +17,47 @@ from ocr2.modeling.transformer import Block, RMSNorm, RotaryEmbedding, SelfAtten
 
 
 class KVCache:
-    """Per-layer keys/values, grown by concatenation along the sequence axis; plus the key padding mask."""
+    """Per-layer keys/values in preallocated buffers, plus the key padding mask.
 
-    def __init__(self, num_layers: int):
-        self.keys: list[torch.Tensor | None] = [None] * num_layers
+    Each layer's buffer (B, H, capacity, D) is written in place and `update` returns views of the filled part, so
+    a decoding step copies only the new token's k/v instead of the whole history (`torch.cat`). The first update
+    reserves `headroom` extra positions (e.g. the number of tokens about to be generated); when full, a buffer
+    doubles."""
+
+    def __init__(self, num_layers: int, headroom: int = 0):
+        self.keys: list[torch.Tensor | None] = [None] * num_layers  # buffers; filled part is [:, :, :lengths[i]]
         self.values: list[torch.Tensor | None] = [None] * num_layers
+        self.lengths = [0] * num_layers
+        self.headroom = headroom
         self.key_mask: torch.Tensor | None = None  # (B, L) bool, None when nothing is padded
 
     def __len__(self) -> int:
-        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+        return self.lengths[0]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        start = self.lengths[layer]
+        end = start + k.shape[2]
+        buf_k, buf_v = self.keys[layer], self.values[layer]
+        if buf_k is None or end > buf_k.shape[2]:
+            capacity = end + self.headroom if buf_k is None else max(end, 2 * buf_k.shape[2])
+            new_k = k.new_empty(*k.shape[:2], capacity, k.shape[3])
+            new_v = v.new_empty(*v.shape[:2], capacity, v.shape[3])
+            if start:
+                new_k[:, :, :start] = buf_k[:, :, :start]
+                new_v[:, :, :start] = buf_v[:, :, :start]
+            self.keys[layer], self.values[layer] = buf_k, buf_v = new_k, new_v
+        buf_k[:, :, start:end] = k
+        buf_v[:, :, start:end] = v
+        self.lengths[layer] = end
+        return buf_k[:, :, :end], buf_v[:, :, :end]
 
 
 class MoEDecoder(nn.Module):
     def __init__(self, cfg: DecoderConfig, attn_implementation: str = "sdpa"):
         super().__init__()
         self.cfg = cfg
-        self.attn_implementation = "eager" if attn_implementation == "eager" else "sdpa"
+        # The encoder-only two-call form has nothing to split in a causal decoder: it runs as plain SDPA.
+        self.attn_implementation = "sdpa" if attn_implementation == "sdpa_split" else attn_implementation
         h = cfg.hidden_size
         self.embed_tokens = nn.Embedding(cfg.vocab_size, h)
         self.layers = nn.ModuleList(

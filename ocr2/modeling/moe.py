@@ -3,7 +3,8 @@
 Release semantics (reference §4.1, §9b.10): gate logits and softmax in fp32, plain ("greedy") top-k, the top-k
 weights NOT renormalised, the weighted expert sum accumulated in fp32 and cast back, shared experts added
 unweighted. Dispatch is token-sorted: tokens are sorted by expert id and every active expert runs one
-contiguous matmul over its tokens — no loop that touches every expert for every token.
+contiguous matmul over its tokens (or one grouped GEMM covers all experts, where torch has one for the device) —
+no loop that touches every expert for every token.
 """
 
 from __future__ import annotations
@@ -26,14 +27,41 @@ class Router(nn.Module):
         return F.linear(x.float(), self.weight.float()).softmax(dim=-1)
 
 
+def _grouped_mm_op():
+    """torch's grouped GEMM (one call for every expert's contiguous rows), where this torch has one."""
+    return getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
+
+
+def grouped_mm_supported(x: torch.Tensor, *weights: torch.Tensor) -> bool:
+    """Whether `_grouped_mm_op()` can run these operands: CUDA needs sm80+ (and bf16 for the older private op);
+    the CPU kernel (torch >= 2.9) needs 16-byte aligned pointers and row strides. Never required: the per-expert
+    loop computes the same thing."""
+    op = _grouped_mm_op()
+    if op is None:
+        return False
+    if x.device.type == "cuda":
+        major_minor = torch.cuda.get_device_capability(x.device)
+        if op is getattr(F, "grouped_mm", None):
+            return major_minor >= (8, 0)
+        return major_minor >= (9, 0) and x.dtype == torch.bfloat16
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    return all(t.data_ptr() % 16 == 0 and all((st * t.element_size()) % 16 == 0 for st in t.stride()[:-1])
+               for t in (x, *weights))
+
+
 class RoutedExperts(nn.Module):
-    """n SwiGLU experts stored as stacked tensors (E, out, in) so dispatch can slice contiguous weights."""
+    """n SwiGLU experts stored as stacked tensors (E, out, in) so dispatch can slice contiguous weights.
+
+    `grouped`: None picks a grouped GEMM when `grouped_mm_supported` (on CPU only for at least as many rows as
+    experts), else the per-expert loop; True / False force one (tests compare both against a dense reference)."""
 
     def __init__(self, n_experts: int, dim: int, hidden: int):
         super().__init__()
         self.gate_proj = nn.Parameter(torch.empty(n_experts, hidden, dim))
         self.up_proj = nn.Parameter(torch.empty(n_experts, hidden, dim))
         self.down_proj = nn.Parameter(torch.empty(n_experts, dim, hidden))
+        self.grouped: bool | None = None
 
     def forward(self, x: torch.Tensor, expert_idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """x (T, dim); expert_idx, weights (T, k) -> sum_k weights * expert(x), accumulated in fp32."""
@@ -41,19 +69,38 @@ class RoutedExperts(nn.Module):
         flat = expert_idx.reshape(-1)
         order = torch.argsort(flat, stable=True)
         token_of = order // k
-        counts = torch.bincount(flat, minlength=self.gate_proj.shape[0]).tolist()
-        xs = x[token_of]
+        xs = x[token_of]  # (T*k, dim): each token once per chosen expert, grouped by expert
+        counts = torch.bincount(flat, minlength=self.gate_proj.shape[0])
+        grouped = self.grouped
+        if grouped is None:
+            # The CPU kernel visits every expert, so while decoding (fewer rows than experts) the loop over the
+            # active ones is cheaper there; on CUDA the grouped form also saves the loop's host sync.
+            grouped = (x.device.type != "cpu" or t * k >= self.gate_proj.shape[0]) and grouped_mm_supported(
+                xs, self.gate_proj, self.up_proj, self.down_proj)
+        ys = self._grouped(xs, counts) if grouped else self._looped(xs, counts)
+        ys = ys.float() * weights.reshape(-1)[order, None]
+        out = torch.zeros(t, x.shape[-1], dtype=torch.float32, device=x.device)
+        return out.index_add_(0, token_of, ys).to(x.dtype)
+
+    def _grouped(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Three grouped GEMMs over all experts at once; offsets stay on the device (no host sync)."""
+        op = _grouped_mm_op()
+        offs = counts.cumsum(0, dtype=torch.int32)
+        gate = op(xs, self.gate_proj.transpose(1, 2), offs=offs)
+        up = op(xs, self.up_proj.transpose(1, 2), offs=offs)
+        return op(F.silu(gate) * up, self.down_proj.transpose(1, 2), offs=offs)
+
+    def _looped(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """One contiguous matmul per active expert; experts that got no token are skipped."""
         outs, start = [], 0
-        for e, c in enumerate(counts):
+        for e, c in enumerate(counts.tolist()):
             if c == 0:
                 continue
             chunk = xs[start:start + c]
             h = F.silu(F.linear(chunk, self.gate_proj[e])) * F.linear(chunk, self.up_proj[e])
             outs.append(F.linear(h, self.down_proj[e]))
             start += c
-        ys = torch.cat(outs, dim=0).float() * weights.reshape(-1)[order, None]
-        out = torch.zeros(t, x.shape[-1], dtype=torch.float32, device=x.device)
-        return out.index_add_(0, token_of, ys).to(x.dtype)
+        return torch.cat(outs, dim=0)
 
 
 class MoE(nn.Module):

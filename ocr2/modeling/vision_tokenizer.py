@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ocr2.config import VisionTokenizerConfig
+from ocr2.modeling.rel_pos_attention import rel_pos_attention
 
 # ----------------------------------------------------------------------------------------- derived-tensor memo
 
@@ -155,14 +156,12 @@ class Attention(nn.Module):
         _, h, w, _ = x.shape
         q, k, v = rearrange(self.qkv(x), "b h w (three n d) -> three b n (h w) d", three=3, n=self.num_heads)
 
-        # Bias from the unscaled query: bias[q=(i, j), k=(m, l)] = q . Rh[i, m] + q . Rw[j, l].
+        # Bias from the unscaled query: bias[q=(i, j), k=(m, l)] = q . Rh[i, m] + q . Rw[j, l]; only q.k gets
+        # 1/sqrt(head_dim). The two terms stay factored: the (L, L) bias is never materialised on CPU.
         q_grid = rearrange(q, "b n (h w) d -> b n h w d", h=h, w=w)
         rel_h = torch.einsum("bnhwd,hmd->bnhwm", q_grid, self._rel_table("h", h, h))
         rel_w = torch.einsum("bnhwd,wld->bnhwl", q_grid, self._rel_table("w", w, w))
-        bias = rearrange(rel_h[..., :, None] + rel_w[..., None, :], "b n h w m l -> b n (h w) (m l)")
-
-        # SDPA's default 1/sqrt(head_dim) scales q.k only; the additive bias goes in as is.
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = rel_pos_attention(q, k, v, rel_h.flatten(2, 3), rel_w.flatten(2, 3))
         return self.proj(rearrange(out, "b n (h w) d -> b h w (n d)", h=h, w=w))
 
 
