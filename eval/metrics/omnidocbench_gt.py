@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from ocr2.data.markdown import truncated_groups
 
 TEXT_CATEGORIES = (
     "text_block", "title", "code_txt", "code_txt_caption", "reference", "equation_caption", "figure_caption",
@@ -53,24 +54,8 @@ def _order(block: dict) -> int:
 
 def _merge_truncated(dets: list[dict], relations: list[dict]) -> list[dict]:
     """Union the blocks joined by `truncated` relations; each union becomes one block placed at its first part."""
-    parent = {d["anno_id"]: d["anno_id"] for d in dets if "anno_id" in d}
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for rel in relations or []:
-        s, t = rel.get("source_anno_id"), rel.get("target_anno_id")
-        if rel.get("relation_type") == "truncated" and s in parent and t in parent:
-            parent[find(s)] = find(t)
-    groups: dict = {}
-    for d in dets:
-        key = find(d["anno_id"]) if "anno_id" in d else id(d)
-        groups.setdefault(key, []).append(d)
     merged = []
-    for parts in groups.values():
+    for parts in truncated_groups(dets, relations):
         if len(parts) == 1:
             merged.append(parts[0])
             continue

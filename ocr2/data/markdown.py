@@ -67,11 +67,11 @@ def _ordered(block: dict) -> bool:
         and block.get("category_type") not in SKIPPED_CATEGORIES
 
 
-def _merge_truncated(blocks: list[dict], relations: list[dict] | None) -> list[dict]:
-    """Blocks joined by `truncated` relations become one block (text joined in reading order) at the place of
-    the first piece."""
-    by_id = {b["anno_id"]: b for b in blocks if b.get("anno_id") is not None}
-    parent = {k: k for k in by_id}
+def truncated_groups(blocks: list[dict], relations: list[dict] | None) -> list[list[dict]]:
+    """Blocks grouped by OmniDocBench `truncated` relations (a paragraph cut by a column or page break), in first
+    appearance order; blocks without an `anno_id` or relation stay alone. Shared with eval/metrics, which joins
+    the parts its own (benchmark) way."""
+    parent = {b["anno_id"]: b["anno_id"] for b in blocks if b.get("anno_id") is not None}
 
     def find(a):
         while parent[a] != a:
@@ -87,8 +87,14 @@ def _merge_truncated(blocks: list[dict], relations: list[dict] | None) -> list[d
     for b in blocks:
         key = find(b["anno_id"]) if b.get("anno_id") in parent else id(b)
         groups.setdefault(key, []).append(b)
+    return list(groups.values())
+
+
+def _merge_truncated(blocks: list[dict], relations: list[dict] | None) -> list[dict]:
+    """Blocks joined by `truncated` relations become one block (text joined in reading order) at the place of
+    the first piece."""
     merged = []
-    for parts in groups.values():
+    for parts in truncated_groups(blocks, relations):
         if len(parts) == 1 or any(p.get("category_type") == "table" for p in parts):
             merged.extend(parts)
             continue
