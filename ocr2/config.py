@@ -98,7 +98,7 @@ class OCR2Config:
     bos_token_id: int = 0
     eos_token_id: int = 1
     pad_token_id: int = 2
-    # eager | sdpa | sdpa_split (encoder); the decoder uses sdpa unless this is eager.
+    # eager | sdpa | sdpa_split | flex | flash | auto (ocr2.modeling.attention); eager is the reference.
     attn_implementation: str = "sdpa"
     initializer_range: float = 0.02
 
