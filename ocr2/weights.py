@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from safetensors import safe_open

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -117,7 +116,7 @@ def train(cfg: DictConfig) -> dict:
 
     data = build_train_data(cfg, model_cfg, tokenizer, info, run_dir)
     ckpt = CheckpointManager(run_dir, int(cfg.checkpoint.keep_last), info.rank)
-    step, skipped_steps, consecutive = 0, 0, 0
+    step, skipped_steps, consecutive, final_loss = 0, 0, 0, None
     where = ckpt.resolve(str(cfg.checkpoint.resume))
     if where is not None:
         state = ckpt.load(engine, where, info.world_size)
@@ -164,6 +163,7 @@ def train(cfg: DictConfig) -> dict:
         skipped_steps += bad
         consecutive = consecutive + 1 if bad else 0
         loss_value = _mean_over_ranks(sum(losses) / len(losses)) if not bad else float("nan")
+        final_loss = loss_value if not bad else final_loss
         elapsed = time.perf_counter() - start
         tok_s = sum_over_ranks(tokens) / elapsed
         record = {"step": step, "loss": loss_value, "lr": lr, "tokens_per_s": tok_s, "skipped_steps": skipped_steps,
@@ -184,7 +184,8 @@ def train(cfg: DictConfig) -> dict:
     moved = stages.changed(engine.module, frozen_before)
     if moved:
         raise RuntimeError(f"frozen parameters changed during {cfg.stage.name}: {moved[:5]}")
-    summary = {"steps": step, "skipped_steps": skipped_steps, "data_skipped": data.skip_counts(),
+    summary = {"steps": step, "final_loss": final_loss, "skipped_steps": skipped_steps,
+               "data_skipped": data.skip_counts(),
                "frozen_parameters": len(frozen), "run_dir": str(run_dir)}
     if info.is_main:
         log.info("done: %s", json.dumps(summary))
