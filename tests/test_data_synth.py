@@ -127,3 +127,21 @@ def test_unknown_knob_values_are_named():
         SynthConfig(layouts={"four_column": 1.0})
     cfg = SynthConfig(long_side=(600, 700))
     assert SynthConfig.from_dict(dataclasses.asdict(cfg)) == cfg
+
+
+def test_random_vocabulary_words_are_not_faker_words():
+    # The CPU demo relies on this: text a language model cannot guess, so the page must be read.
+    from faker.providers.lorem.en_US import Provider
+
+    lorem = set(Provider.word_list)
+    body_only = dict(elements={"paragraph": 1.0}, p_title=0.0, p_header=0.0, p_footer=0.0, p_page_number=0.0)
+    page = _gen(vocabulary="random", word_length=(3, 5), **body_only).page(3)
+    words = [w.strip(".,:").lower() for w in page.markdown.split()]
+    assert words and all(3 <= len(w) <= 5 and w.isalpha() for w in words)
+    assert sum(w in lorem for w in words) <= len(words) // 10  # chance collisions with short lorem words only
+    assert _gen(vocabulary="random").page(3).markdown == _gen(vocabulary="random").page(3).markdown
+
+
+def test_unknown_vocabulary_is_named():
+    with pytest.raises(ValueError, match="vocabulary must be 'faker' or 'random'"):
+        SynthConfig(vocabulary="klingon")

@@ -41,6 +41,10 @@ class SynthConfig:
     layouts: dict[str, float] = field(default_factory=lambda: {
         "single": 0.2, "two_column": 0.3, "three_column": 0.15, "sidebar": 0.15, "mixed": 0.2})
     languages: dict[str, float] = field(default_factory=lambda: {"en": 0.7, "zh": 0.3})
+    # English words: "faker" (faker's lorem list, ~180 words) or "random" (random lowercase strings of
+    # word_length letters: text a language model cannot guess, so it must be read from the page).
+    vocabulary: str = "faker"
+    word_length: tuple[int, int] = (2, 7)
     elements: dict[str, float] = field(default_factory=lambda: {
         "paragraph": 0.6, "heading": 0.12, "list": 0.09, "table": 0.07, "pull_quote": 0.04, "figure": 0.08})
     # Body font size as a fraction of the page's short side (1024x724 A4: 11-17 px).
@@ -67,6 +71,10 @@ class SynthConfig:
                 raise ValueError(f"SynthConfig.{name}: unknown {sorted(bad)}; choose from {sorted(allowed)}")
             if any(w < 0 for w in mix.values()) or not any(w > 0 for w in mix.values()):
                 raise ValueError(f"SynthConfig.{name}: weights must be >= 0 with at least one > 0, got {mix}")
+        if self.vocabulary not in ("faker", "random"):
+            raise ValueError(f"SynthConfig.vocabulary must be 'faker' or 'random', got {self.vocabulary!r}")
+        if not 1 <= self.word_length[0] <= self.word_length[1]:
+            raise ValueError(f"SynthConfig.word_length must satisfy 1 <= lo <= hi, got {self.word_length}")
         lo, hi = self.long_side
         if not 128 <= lo <= hi:
             raise ValueError(f"SynthConfig.long_side must satisfy 128 <= lo <= hi, got {self.long_side}")
@@ -85,7 +93,7 @@ class SynthConfig:
         if "degrade" in d and isinstance(d["degrade"], dict):
             d["degrade"] = DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in d["degrade"].items()})
-        for k in ("long_side", "body_size", "margin", "fill", "font_dirs"):
+        for k in ("long_side", "body_size", "margin", "fill", "font_dirs", "word_length"):
             if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         return cls(**d)

@@ -3,6 +3,11 @@
 One `TextSource` per language and process (building a Faker instance takes tens of milliseconds); `reseed` makes
 a page's text a pure function of the page seed. Faker's zh_CN word lists give Chinese words but Latin sentence
 punctuation, so Chinese sentences are assembled here from words with Chinese punctuation.
+
+`vocabulary="random"` replaces faker's English words by random letter strings. Faker's English word list is a
+lorem-ipsum list of ~180 words, which a small decoder memorises within a few hundred steps and then predicts text
+without looking at the page; random words can only be read off the image, so a from-scratch model is pushed to
+use its vision path (the CPU demo relies on this).
 """
 
 from __future__ import annotations
@@ -12,13 +17,20 @@ import random
 from faker import Faker
 
 LOCALES = {"en": "en_US", "zh": "zh_CN"}
+VOCABULARIES = ("faker", "random")
+RANDOM_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 class TextSource:
-    def __init__(self, lang: str):
+    def __init__(self, lang: str, vocabulary: str = "faker", word_length: tuple[int, int] = (2, 7)):
         if lang not in LOCALES:
             raise ValueError(f"unknown language {lang!r}; choose from {sorted(LOCALES)}")
+        if vocabulary not in VOCABULARIES:
+            raise ValueError(f"unknown vocabulary {vocabulary!r}; choose from {list(VOCABULARIES)}")
         self.lang = lang
+        # Chinese text keeps faker's words: random CJK strings would need glyphs most fonts lack.
+        self.random_words = vocabulary == "random" and lang != "zh"
+        self.word_length = word_length
         self.fake = Faker(LOCALES[lang])
         self.rng = random.Random(0)
 
@@ -30,9 +42,15 @@ class TextSource:
     def zh(self) -> bool:
         return self.lang == "zh"
 
+    def words(self, n: int) -> list[str]:
+        if not self.random_words:
+            return self.fake.words(n)
+        lo, hi = self.word_length
+        return ["".join(self.rng.choices(RANDOM_LETTERS, k=self.rng.randint(lo, hi))) for _ in range(n)]
+
     # ------------------------------------------------------------------ running text
     def _zh_sentence(self, lo: int, hi: int) -> str:
-        words = self.fake.words(self.rng.randint(lo, hi))
+        words = self.words(self.rng.randint(lo, hi))
         out = ""
         for i, w in enumerate(words):
             out += w
@@ -44,6 +62,8 @@ class TextSource:
     def sentence(self, lo: int = 6, hi: int = 16) -> str:
         if self.zh:
             return self._zh_sentence(lo, hi)
+        if self.random_words:  # no years or quoted names either: nothing a language model could guess
+            return " ".join(self.words(self.rng.randint(lo, hi))).capitalize() + "."
         s = self.fake.sentence(nb_words=self.rng.randint(lo, hi), variable_nb_words=False)
         r = self.rng.random()
         if r < 0.08:  # numbers and names make the text less uniform than lorem-style word salad
@@ -64,8 +84,8 @@ class TextSource:
     # ------------------------------------------------------------------ short pieces
     def _phrase(self, lo: int, hi: int) -> str:
         if self.zh:
-            return "".join(self.fake.words(self.rng.randint(lo, hi)))
-        return " ".join(self.fake.words(self.rng.randint(lo, hi))).capitalize()
+            return "".join(self.words(self.rng.randint(lo, hi)))
+        return " ".join(self.words(self.rng.randint(lo, hi))).capitalize()
 
     def title(self) -> str:
         if self.zh:
@@ -127,7 +147,7 @@ class TextSource:
             return ("¥" if self.zh else "$") + f"{r.uniform(1, 99999):,.2f}"
         if kind == "date":
             return self.fake.date(pattern="%Y-%m-%d")
-        return self.fake.word()
+        return self.words(1)[0]
 
     def column_kinds(self, n: int) -> list[str]:
         return ["label"] + [self.rng.choice(["int", "float", "percent", "money", "date", "word"])

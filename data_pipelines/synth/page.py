@@ -63,7 +63,7 @@ class PageGenerator:
 
     def _source(self, lang: str) -> TextSource:
         if lang not in self._text:
-            self._text[lang] = TextSource(lang)
+            self._text[lang] = TextSource(lang, self.config.vocabulary, self.config.word_length)
         return self._text[lang]
 
     def page(self, seed: int, page_id: str | None = None) -> SyntheticPage:
