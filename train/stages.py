@@ -23,6 +23,29 @@ def apply_freezing(model: nn.Module, frozen: list[str]) -> list[str]:
     return names
 
 
+def param_groups(model: nn.Module, lr_mult: dict[str, float] | None) -> list[dict]:
+    """Trainable parameters grouped by learning-rate multiplier. `lr_mult` maps a parameter-name prefix
+    ("vision_tokenizer", "encoder.flow_queries") to a factor on the stage LR; the longest matching prefix wins.
+
+    Why: a from-scratch tokenizer (or fresh flow queries) under the LR that suits the decoder can collapse to a
+    page-independent output within a few Adam steps; a per-module factor keeps one run's schedule for all."""
+    lr_mult = dict(lr_mult or {})
+    names = [n for n, _ in model.named_parameters()]
+    for prefix, factor in lr_mult.items():
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            raise ValueError(f"stage.lr_mult: no parameter is named {prefix!r} or starts with '{prefix}.'")
+        if not float(factor) >= 0:
+            raise ValueError(f"stage.lr_mult.{prefix} must be >= 0, got {factor}")
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        hits = [k for k in lr_mult if name == k or name.startswith(k + ".")]
+        factor = float(lr_mult[max(hits, key=len)]) if hits else 1.0
+        groups.setdefault(factor, []).append(p)
+    return [{"params": ps, "lr_mult": factor} for factor, ps in sorted(groups.items(), reverse=True)]
+
+
 def _gathered(params: list[nn.Parameter]):
     """Full values of ZeRO-3 partitioned parameters (a no-op context for ordinary ones)."""
     if any(hasattr(p, "ds_id") for p in params):

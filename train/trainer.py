@@ -103,8 +103,8 @@ def train(cfg: DictConfig) -> dict:
         model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = True
     frozen = stages.apply_freezing(model, list(cfg.stage.frozen))
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = SkippableAdamW(trainable, lr=float(cfg.stage.lr), betas=tuple(cfg.trainer.betas),
+    groups = stages.param_groups(model, cfg.stage.get("lr_mult"))
+    optimizer = SkippableAdamW(groups, lr=float(cfg.stage.lr), betas=tuple(cfg.trainer.betas),
                                eps=float(cfg.trainer.eps), weight_decay=float(cfg.trainer.weight_decay))
     import deepspeed
 
@@ -141,7 +141,7 @@ def train(cfg: DictConfig) -> dict:
     while step < max_steps:
         lr = cosine_lr(step, max_steps, float(cfg.stage.lr), float(cfg.stage.min_lr), int(cfg.trainer.warmup_steps))
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)
         start, bad, losses, aux, tokens = time.perf_counter(), False, [], [], 0
         for micro in range(accum):
             batch = _to_device(next(batches), info.device, dtype)
