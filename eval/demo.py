@@ -25,12 +25,14 @@ from eval.harness import evaluate, protocol
 from eval.pages import iter_pages
 from eval.plots import loss_curves, metric_bars
 from eval.report_table import render_markdown_table
+from eval.vision_reliance import vision_reliance
 from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN
 from ocr2.pipeline import OCRPipeline, save_with_tokenizer
 from ocr2.processing.text import ByteTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ["model", "pages", "page_ned", "text_edit", "reading_order_edit", "repetition_rate"]
+COLUMNS = ["model", "pages", "page_ned", "text_edit", "reading_order_edit", "repetition_rate", "page_loss",
+           "blank_loss", "vision_gain"]
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -39,33 +41,43 @@ def _run(cmd: list[str], what: str) -> None:
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 
 
-def _untrained(run_dir: Path, overrides: list[str]) -> Path:
-    """The model ocr2-train starts from (same config, same seed), saved so it is scored like any checkpoint."""
+def _config(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose(config_name="train", overrides=["experiment=demo", *overrides])
+
+
+def _untrained(run_dir: Path, cfg) -> Path:
+    """The model ocr2-train starts from (same config, same seed), saved so it is scored like any checkpoint."""
     from ocr2 import OCR2Model
     from train.builders import build_model_config
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=demo", *overrides])
     torch.manual_seed(int(cfg.seed))
     out = run_dir / "untrained"
     save_with_tokenizer(OCR2Model(build_model_config(cfg.model)), ByteTokenizer(), out)
     return out
 
 
-def _score(model_dir: Path, data: Path, limit: int, max_new_tokens: int, out_dir: Path) -> dict:
+def _score(model_dir: Path, data: Path, limit: int, max_new_tokens: int, out_dir: Path, cfg) -> dict:
     # The prompt the demo trains with (ocr2.data.examples: plain markdown targets, no <|grounding|>).
+    prompt = cfg.data.get("prompt") or PROMPT_PLAIN_MARKDOWN
     pipe = OCRPipeline.from_pretrained(model_dir, device="cpu", max_new_tokens=max_new_tokens, batch_size=16,
-                                       prompt=PROMPT_PLAIN_MARKDOWN)
+                                       prompt=prompt)
     pages = list(iter_pages(data, "validation", limit))
-    return evaluate(pipe, pages, out_dir, info=protocol(pipe, str(model_dir), str(data), "validation"))
+    result = evaluate(pipe, pages, out_dir, info=protocol(pipe, str(model_dir), str(data), "validation"))
+    # Reading or guessing? The same answers scored with blank pages (eval/vision_reliance.py).
+    reliance = vision_reliance(pipe.model, pages, ByteTokenizer(), prompt, str(cfg.stage.data_mode))
+    result["summary"].update({k: reliance[k] for k in ("page_loss", "blank_loss", "vision_gain")})
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/demo")
     p.add_argument("--run-dir", default="runs/demo")
+    p.add_argument("--synth-config", default="configs/synth/demo.json",
+                   help="page generator settings, e.g. configs/synth/random_words.json (text no prior can guess)")
     p.add_argument("--train-pages", type=int, default=3000)
     p.add_argument("--eval-pages", type=int, default=32)
     p.add_argument("--steps", type=int, default=None, help="training steps (default: configs/experiment/demo.yaml)")
@@ -81,17 +93,19 @@ def main(argv: list[str] | None = None) -> None:
 
     if not (data / "ocr2_dataset.json").exists():
         _run([sys.executable, "-m", "data_pipelines", "synth", str(data), "--train", str(args.train_pages),
-              "--validation", str(args.eval_pages), "--config", str(ROOT / "configs/synth/demo.json"),
+              "--validation", str(args.eval_pages), "--config", str(ROOT / args.synth_config),
               "--no-degrade"], "synthetic pages")
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = _config(overrides)
     print("\n== scoring the untrained model on held-out pages", flush=True)
-    before = _score(_untrained(run_dir, overrides), data, args.eval_pages, args.max_new_tokens,
-                    run_dir / "eval_untrained")
+    before = _score(_untrained(run_dir, cfg), data, args.eval_pages, args.max_new_tokens,
+                    run_dir / "eval_untrained", cfg)
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh curve, not appended to an older demo's
     _run([sys.executable, "-m", "train", "experiment=demo", *overrides], "training")
     from ocr2.weights import resolve_model_dir
 
-    after = _score(resolve_model_dir(run_dir), data, args.eval_pages, args.max_new_tokens, run_dir / "eval_trained")
+    after = _score(resolve_model_dir(run_dir), data, args.eval_pages, args.max_new_tokens, run_dir / "eval_trained",
+                   cfg)
 
     rows = [dict(before["summary"], model="untrained"), dict(after["summary"], model="trained")]
     table = render_markdown_table(rows, COLUMNS)
@@ -104,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     minutes = (time.perf_counter() - start) / 60
     text = (f"{table}\n\nheld-out page NED: {before['summary']['page_ned']:.3f} before -> "
             f"{after['summary']['page_ned']:.3f} after training ({len(steps) and steps[-1]['step']} steps, "
-            f"{minutes:.1f} min in all)\n\nexample ({sample}):\n  truth:      {truth!r}\n  prediction: {prediction!r}\n")
+            f"{minutes:.1f} min in all)\n"
+            f"vision gain (blank-page loss - page loss, nats/token; ~0 = not reading the page): "
+            f"{before['summary']['vision_gain']:.3f} before -> {after['summary']['vision_gain']:.3f} after\n\nexample ({sample}):\n  truth:      {truth!r}\n  prediction: {prediction!r}\n")
     (run_dir / "demo_metrics.md").write_text(text)
     print("\n" + text + f"\nplots: {run_dir / 'loss.png'}, {run_dir / 'ned.png'}")
 

@@ -3,6 +3,7 @@ raster scan does not give, every layout and the Chinese path."""
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,23 @@ def test_random_vocabulary_words_are_not_faker_words():
 def test_unknown_vocabulary_is_named():
     with pytest.raises(ValueError, match="vocabulary must be 'faker' or 'random'"):
         SynthConfig(vocabulary="klingon")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs" / "synth").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_shipped_synth_configs_load_and_render_text(path):
+    page = PageGenerator(SynthConfig.load(path)).page(0)
+    assert page.markdown.strip(), f"{path.name} renders a page without text"
+
+
+def test_fonts_restrict_the_body_family():
+    mono = _gen(fonts=("mono",), elements={"paragraph": 1.0}, p_title=0.0)
+    for seed in range(3):
+        assert mono.page(seed).markdown  # renders
+    from data_pipelines.synth.style import sample_style
+    import random
+
+    style = sample_style(random.Random(0), mono.families, None, 512, (0.02, 0.02), 0.0, 0.0, ("mono",))
+    assert style.body.name == "mono"
+    with pytest.raises(ValueError, match="fonts: unknown \\['comic'\\]"):
+        SynthConfig(fonts=("comic",))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data_pipelines.synth.fonts import LATIN_FAMILIES
+
 # Page shapes as width / height.
 PAGE_FORMATS = {"a4": 1 / 1.414, "letter": 8.5 / 11, "narrow": 0.6, "square": 1.0, "landscape": 1.414,
                 "slide": 16 / 9}
@@ -59,6 +61,9 @@ class SynthConfig:
     p_paper_texture: float = 0.25
     p_justify: float = 0.5
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    # Latin font families to draw body text from (data_pipelines.synth.fonts.LATIN_FAMILIES: sans, serif,
+    # sans_condensed, serif_condensed, mono); None: all but mono.
+    fonts: tuple[str, ...] | None = None
     cjk_font: str | None = None  # a font file with Chinese glyphs; None: search the system font folders
     font_dirs: tuple[str, ...] = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
 
@@ -71,6 +76,9 @@ class SynthConfig:
                 raise ValueError(f"SynthConfig.{name}: unknown {sorted(bad)}; choose from {sorted(allowed)}")
             if any(w < 0 for w in mix.values()) or not any(w > 0 for w in mix.values()):
                 raise ValueError(f"SynthConfig.{name}: weights must be >= 0 with at least one > 0, got {mix}")
+        bad = set(self.fonts or ()) - set(LATIN_FAMILIES)
+        if bad:
+            raise ValueError(f"SynthConfig.fonts: unknown {sorted(bad)}; choose from {sorted(LATIN_FAMILIES)}")
         if self.vocabulary not in ("faker", "random"):
             raise ValueError(f"SynthConfig.vocabulary must be 'faker' or 'random', got {self.vocabulary!r}")
         if not 1 <= self.word_length[0] <= self.word_length[1]:
@@ -93,7 +101,7 @@ class SynthConfig:
         if "degrade" in d and isinstance(d["degrade"], dict):
             d["degrade"] = DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in d["degrade"].items()})
-        for k in ("long_side", "body_size", "margin", "fill", "font_dirs", "word_length"):
+        for k in ("long_side", "body_size", "margin", "fill", "font_dirs", "word_length", "fonts"):
             if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         return cls(**d)

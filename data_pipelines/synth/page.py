@@ -56,6 +56,10 @@ class PageGenerator:
     def __init__(self, config: SynthConfig | None = None):
         self.config = config or SynthConfig()
         self.families = latin_families(self.config.font_dirs)
+        missing = [f for f in self.config.fonts or () if f not in self.families]
+        if missing:
+            raise ValueError(f"SynthConfig.fonts: {missing} not found in {list(self.config.font_dirs)} "
+                             f"(found {sorted(self.families)})")
         wants_zh = self.config.languages.get("zh", 0) > 0
         self.cjk_path = find_cjk_font(self.config.font_dirs, self.config.cjk_font) if wants_zh else None
         self.languages = available_languages(self.config.languages, self.cjk_path)
@@ -83,7 +87,7 @@ class PageGenerator:
         if fmt in ("landscape", "slide") and layout == "sidebar":
             layout = "two_column"  # a sidebar squeezed next to a wide, short body reads like two columns anyway
         style = sample_style(rng, self.families, cjk_family(self.cjk_path) if lang == "zh" else None,
-                             min(width, height), cfg.body_size, cfg.p_color_background, cfg.p_justify)
+                             min(width, height), cfg.body_size, cfg.p_color_background, cfg.p_justify, cfg.fonts)
         canvas = Canvas(width, height, style.background)
         if rng.random() < cfg.p_paper_texture:
             canvas.image.paste(paper_texture(canvas.image, rng))

@@ -47,8 +47,10 @@ class PageStyle:
 
 
 def sample_style(rng: random.Random, families: dict[str, FontFamily], cjk: FontFamily | None, short_side: int,
-                 size_range: tuple[float, float], p_color_background: float, p_justify: float) -> PageStyle:
-    latin = [f for f in families if f != "mono"]
+                 size_range: tuple[float, float], p_color_background: float, p_justify: float,
+                 fonts: tuple[str, ...] | None = None) -> PageStyle:
+    # Default: every family but mono (monospaced body text is rare in documents); `fonts` picks them explicitly.
+    latin = list(fonts) if fonts else [f for f in families if f != "mono"]
     if cjk is not None:
         body = display = cjk
     else:

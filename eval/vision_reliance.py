@@ -1,0 +1,79 @@
+"""Does the model read the page, or only the language of the pages? Answer loss with the page vs. a blank page.
+
+A decoder can lower its loss on synthetic text by learning the text's statistics alone (faker's English is a
+~180-word lorem list); NED then improves without a single glyph being read. Scoring the ground-truth answer under
+teacher forcing twice, once with the real page and once with the same-size white page, separates the two:
+`vision_gain = blank_loss - page_loss` (nats per answer token) is ~0 for a model that ignores its eyes and grows
+as it reads.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from PIL import Image
+
+from ocr2.data.collate import collate
+from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN, ExampleEncoder
+from ocr2.modeling.model import OCR2Model
+from ocr2.processing.text import Tokenizer
+
+
+@torch.no_grad()
+def _mean_loss(model: OCR2Model, encoder: ExampleEncoder, rows: list[dict], pad_id: int, batch_size: int) -> float:
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        batch = collate([encoder(r) for r in rows[i:i + batch_size]], pad_id)
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        n = int((batch["labels"][:, 1:] >= 0).sum())
+        total += float(model(**batch).lm_loss) * n  # lm_loss is the token mean; weight batches by their tokens
+        tokens += n
+    return total / max(tokens, 1)
+
+
+def vision_reliance(model: OCR2Model, pages: Iterable, tokenizer: Tokenizer, prompt: str = PROMPT_PLAIN_MARKDOWN,
+                    mode: str = "multi_crop", batch_size: int = 8) -> dict[str, float]:
+    """pages: objects with `.stem`, `.image` (PIL) and `.markdown` (eval.pages.EvalPage)."""
+    pages = [p for p in pages if p.markdown.strip()]
+    if not pages:
+        raise ValueError("vision_reliance needs at least one page with ground-truth text")
+    encoder = ExampleEncoder(tokenizer, model.config, mode, max_length=1 << 20, prompt=prompt)
+    real = [{"id": p.stem, "image": p.image, "markdown": p.markdown} for p in pages]
+    blank = [dict(r, image=Image.new("RGB", r["image"].size, "white")) for r in real]
+    was_training = model.training
+    model.eval()
+    try:
+        page_loss = _mean_loss(model, encoder, real, tokenizer.pad_id, batch_size)
+        blank_loss = _mean_loss(model, encoder, blank, tokenizer.pad_id, batch_size)
+    finally:
+        model.train(was_training)
+    return {"pages": len(pages), "page_loss": page_loss, "blank_loss": blank_loss,
+            "vision_gain": blank_loss - page_loss}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    from eval.pages import iter_pages
+    from ocr2.processing.text import load_tokenizer
+    from ocr2.weights import resolve_model_dir
+
+    p = argparse.ArgumentParser(description="Answer loss with the page vs. a blank page (does the model read?)")
+    p.add_argument("model", help="a from_pretrained directory or a training run directory")
+    p.add_argument("data", help="an ocr2 dataset (ocr2-data synth / omnidocbench / folder)")
+    p.add_argument("--split", default="validation")
+    p.add_argument("--pages", type=int, default=32)
+    p.add_argument("--mode", default="multi_crop", choices=["multi_crop", "single_view"])
+    p.add_argument("--prompt", default=PROMPT_PLAIN_MARKDOWN)
+    args = p.parse_args(argv)
+    model_dir = resolve_model_dir(args.model)
+    model = OCR2Model.from_pretrained(model_dir)
+    pages = list(iter_pages(args.data, args.split, args.pages))
+    print(json.dumps(vision_reliance(model, pages, load_tokenizer(model_dir), args.prompt, args.mode), indent=1))
+
+
+if __name__ == "__main__":
+    main()
