@@ -67,7 +67,7 @@ def _score(model_dir: Path, data: Path, limit: int, max_new_tokens: int, out_dir
     pages = list(iter_pages(data, "validation", limit))
     result = evaluate(pipe, pages, out_dir, info=protocol(pipe, str(model_dir), str(data), "validation"))
     # Reading or guessing? The same answers scored with blank pages (eval/vision_reliance.py).
-    reliance = vision_reliance(pipe.model, pages, ByteTokenizer(), prompt, str(cfg.stage.data_mode))
+    reliance = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, str(cfg.stage.data_mode))
     result["summary"].update({k: reliance[k] for k in ("page_loss", "blank_loss", "vision_gain")})
     return result
 
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{after['summary']['page_ned']:.3f} after training ({len(steps) and steps[-1]['step']} steps, "
             f"{minutes:.1f} min in all)\n"
             f"vision gain (blank-page loss - page loss, nats/token; ~0 = not reading the page): "
-            f"{before['summary']['vision_gain']:.3f} before -> {after['summary']['vision_gain']:.3f} after\n\nexample ({sample}):\n  truth:      {truth!r}\n  prediction: {prediction!r}\n")
+            f"{before['summary']['vision_gain']:.3f} before -> {after['summary']['vision_gain']:.3f} after\n\n"
+            f"example ({sample}):\n  truth:      {truth!r}\n  prediction: {prediction!r}\n")
     (run_dir / "demo_metrics.md").write_text(text)
     print("\n" + text + f"\nplots: {run_dir / 'loss.png'}, {run_dir / 'ned.png'}")
 

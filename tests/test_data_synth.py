@@ -131,7 +131,7 @@ def test_unknown_knob_values_are_named():
 
 
 def test_random_vocabulary_words_are_not_faker_words():
-    # The CPU demo relies on this: text a language model cannot guess, so the page must be read.
+    # Text a language model cannot guess, so the page must be read (configs/synth/random_words.json).
     from faker.providers.lorem.en_US import Provider
 
     lorem = set(Provider.word_list)

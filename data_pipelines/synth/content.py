@@ -7,7 +7,7 @@ punctuation, so Chinese sentences are assembled here from words with Chinese pun
 `vocabulary="random"` replaces faker's English words by random letter strings. Faker's English word list is a
 lorem-ipsum list of ~180 words, which a small decoder memorises within a few hundred steps and then predicts text
 without looking at the page; random words can only be read off the image, so a from-scratch model is pushed to
-use its vision path (the CPU demo relies on this).
+use its vision path (configs/synth/random_words.json; docs/demo.md).
 """
 
 from __future__ import annotations
