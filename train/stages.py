@@ -29,10 +29,13 @@ def param_groups(model: nn.Module, lr_mult: dict[str, float] | None) -> list[dic
 
     Why: a from-scratch tokenizer (or fresh flow queries) under the LR that suits the decoder can collapse to a
     page-independent output within a few Adam steps; a per-module factor keeps one run's schedule for all."""
+    def under(name: str, prefix: str) -> bool:  # prefixes end at a name boundary: "vision" is not "vision_tokenizer"
+        return name == prefix or name.startswith(prefix + ".")
+
     lr_mult = dict(lr_mult or {})
     names = [n for n, _ in model.named_parameters()]
     for prefix, factor in lr_mult.items():
-        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+        if not any(under(n, prefix) for n in names):
             raise ValueError(f"stage.lr_mult: no parameter is named {prefix!r} or starts with '{prefix}.'")
         if not float(factor) >= 0:
             raise ValueError(f"stage.lr_mult.{prefix} must be >= 0, got {factor}")
@@ -40,7 +43,7 @@ def param_groups(model: nn.Module, lr_mult: dict[str, float] | None) -> list[dic
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        hits = [k for k in lr_mult if name == k or name.startswith(k + ".")]
+        hits = [k for k in lr_mult if under(name, k)]
         factor = float(lr_mult[max(hits, key=len)]) if hits else 1.0
         groups.setdefault(factor, []).append(p)
     return [{"params": ps, "lr_mult": factor} for factor, ps in sorted(groups.items(), reverse=True)]

@@ -10,6 +10,8 @@ from typing import Any
 
 from data_pipelines.synth.fonts import LATIN_FAMILIES
 
+# English word sources of data_pipelines.synth.content.TextSource.
+VOCABULARIES = ("faker", "random")
 # Page shapes as width / height.
 PAGE_FORMATS = {"a4": 1 / 1.414, "letter": 8.5 / 11, "narrow": 0.6, "square": 1.0, "landscape": 1.414,
                 "slide": 16 / 9}
@@ -79,8 +81,8 @@ class SynthConfig:
         bad = set(self.fonts or ()) - set(LATIN_FAMILIES)
         if bad:
             raise ValueError(f"SynthConfig.fonts: unknown {sorted(bad)}; choose from {sorted(LATIN_FAMILIES)}")
-        if self.vocabulary not in ("faker", "random"):
-            raise ValueError(f"SynthConfig.vocabulary must be 'faker' or 'random', got {self.vocabulary!r}")
+        if self.vocabulary not in VOCABULARIES:
+            raise ValueError(f"SynthConfig.vocabulary must be {' or '.join(map(repr, VOCABULARIES))}, got {self.vocabulary!r}")
         if not 1 <= self.word_length[0] <= self.word_length[1]:
             raise ValueError(f"SynthConfig.word_length must satisfy 1 <= lo <= hi, got {self.word_length}")
         lo, hi = self.long_side

@@ -16,8 +16,9 @@ import random
 
 from faker import Faker
 
+from data_pipelines.synth.config import VOCABULARIES
+
 LOCALES = {"en": "en_US", "zh": "zh_CN"}
-VOCABULARIES = ("faker", "random")
 RANDOM_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
