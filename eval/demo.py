@@ -32,13 +32,17 @@ from ocr2.processing.text import ByteTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["model", "pages", "page_ned", "text_edit", "reading_order_edit", "repetition_rate", "page_loss",
-           "blank_loss", "vision_gain"]
+           "blank_loss", "vision_gain", "visual_variation"]
 
 
 def _run(cmd: list[str], what: str) -> None:
     print(f"\n== {what}: {' '.join(cmd)}", flush=True)
     env = dict(os.environ, DS_ACCELERATOR="cpu", WANDB_MODE=os.environ.get("WANDB_MODE", "offline"))
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _config(overrides: list[str]):
@@ -68,7 +72,8 @@ def _score(model_dir: Path, data: Path, limit: int, max_new_tokens: int, out_dir
     result = evaluate(pipe, pages, out_dir, info=protocol(pipe, str(model_dir), str(data), "validation"))
     # Reading or guessing? The same answers scored with blank pages (eval/vision_reliance.py).
     reliance = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, str(cfg.stage.data_mode))
-    result["summary"].update({k: reliance[k] for k in ("page_loss", "blank_loss", "vision_gain")})
+    result["summary"].update({k: reliance[k] for k in ("page_loss", "blank_loss", "vision_gain",
+                                                                 "visual_variation")})
     return result
 
 
@@ -120,7 +125,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{after['summary']['page_ned']:.3f} after training ({len(steps) and steps[-1]['step']} steps, "
             f"{minutes:.1f} min in all)\n"
             f"vision gain (blank-page loss - page loss, nats/token; ~0 = not reading the page): "
-            f"{before['summary']['vision_gain']:.3f} before -> {after['summary']['vision_gain']:.3f} after\n\n"
+            f"{before['summary']['vision_gain']:.3f} before -> {after['summary']['vision_gain']:.3f} after\n"
+            f"visual variation (page-to-page share of the decoder's visual input; ~0 = vision path collapsed): "
+            f"{_fmt(before['summary']['visual_variation'])} before -> {_fmt(after['summary']['visual_variation'])} "
+            f"after\n\n"
             f"example ({sample}):\n  truth:      {truth!r}\n  prediction: {prediction!r}\n")
     (run_dir / "demo_metrics.md").write_text(text)
     print("\n" + text + f"\nplots: {run_dir / 'loss.png'}, {run_dir / 'ned.png'}")

@@ -5,6 +5,9 @@ A decoder can lower its loss on synthetic text by learning the text's statistics
 teacher forcing twice, once with the real page and once with the same-size white page, separates the two:
 `vision_gain = blank_loss - page_loss` (nats per answer token) is ~0 for a model that ignores its eyes and grows
 as it reads.
+
+It also reports `visual_variation` (ocr2/visual_variation.py): the share of the projector's output that changes
+from page to page. A vision path collapsed to a constant gives ~0 there, and then vision_gain cannot grow.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from ocr2.data.collate import collate
 from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN, ExampleEncoder
 from ocr2.modeling.model import OCR2Model
 from ocr2.processing.text import Tokenizer
+from ocr2.visual_variation import visual_variation
+
+# Pages whose global views feed the variation figure (all at once, so capped: 16 official 1024² views ~ 200 MB).
+VARIATION_PAGES = 16
 
 
 @torch.no_grad()
@@ -47,10 +54,20 @@ def vision_reliance(model: OCR2Model, pages: Iterable, tokenizer: Tokenizer, pro
     try:
         page_loss = _mean_loss(model, encoder, real, tokenizer.pad_id, batch_size)
         blank_loss = _mean_loss(model, encoder, blank, tokenizer.pad_id, batch_size)
+        variation = _variation(model, encoder, real, tokenizer.pad_id)
     finally:
         model.train(was_training)
     return {"pages": len(pages), "page_loss": page_loss, "blank_loss": blank_loss,
-            "vision_gain": blank_loss - page_loss}
+            "vision_gain": blank_loss - page_loss, "visual_variation": variation}
+
+
+def _variation(model: OCR2Model, encoder: ExampleEncoder, rows: list[dict], pad_id: int) -> float | None:
+    """Across-page share of the projector output on the pages' global views; None for a single page."""
+    rows = rows[:VARIATION_PAGES]
+    if len(rows) < 2:
+        return None
+    views = collate([encoder(r) for r in rows], pad_id)["global_views"]
+    return visual_variation(model, views.to(next(model.parameters()).device))["projector"]
 
 
 def main(argv: list[str] | None = None) -> None:

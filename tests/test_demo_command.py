@@ -20,5 +20,5 @@ def test_demo_runs_end_to_end_and_reports_before_after_and_vision_gain(tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = (run_dir / "demo_metrics.md").read_text()
     assert "| untrained | 4 |" in report and "| trained | 4 |" in report
-    assert "vision gain" in report and "held-out page NED" in report
+    assert "vision gain" in report and "held-out page NED" in report and "visual variation" in report
     assert (run_dir / "loss.png").stat().st_size > 0 and (run_dir / "ned.png").stat().st_size > 0

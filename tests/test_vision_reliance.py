@@ -30,6 +30,15 @@ def test_a_model_whose_image_path_is_cut_gains_nothing_from_the_page():
     assert r["vision_gain"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_cut_image_path_shows_no_page_to_page_variation():
+    model = _model()
+    with torch.no_grad():
+        for p in model.projector.parameters():
+            p.zero_()
+    assert vision_reliance(model, PAGES, ByteTokenizer(), batch_size=2)["visual_variation"] == 0.0
+    assert vision_reliance(_model(), PAGES, ByteTokenizer(), batch_size=2)["visual_variation"] > 1e-5
+
+
 def test_a_fresh_model_sees_a_difference_between_page_and_blank():
     r = vision_reliance(_model(), PAGES, ByteTokenizer(), batch_size=2)
     assert r["pages"] == 3 and torch.isfinite(torch.tensor(r["page_loss"]))
@@ -58,4 +67,4 @@ def test_command_line_reports_the_three_figures(tmp_path, capsys):
     data = write_pages(tmp_path / "data", 2, split="validation")
     main([str(tmp_path / "model"), str(data), "--pages", "2"])
     report = json.loads(capsys.readouterr().out)
-    assert report["pages"] == 2 and set(report) >= {"page_loss", "blank_loss", "vision_gain"}
+    assert report["pages"] == 2 and set(report) >= {"page_loss", "blank_loss", "vision_gain", "visual_variation"}
