@@ -32,7 +32,7 @@ from ocr2.processing.text import ByteTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["model", "pages", "page_ned", "text_edit", "reading_order_edit", "repetition_rate", "page_loss",
-           "blank_loss", "vision_gain", "visual_variation"]
+           "blank_loss", "vision_gain", "visual_variation"]  # the last four come from eval.vision_reliance
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -72,8 +72,7 @@ def _score(model_dir: Path, data: Path, limit: int, max_new_tokens: int, out_dir
     result = evaluate(pipe, pages, out_dir, info=protocol(pipe, str(model_dir), str(data), "validation"))
     # Reading or guessing? The same answers scored with blank pages (eval/vision_reliance.py).
     reliance = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, str(cfg.stage.data_mode))
-    result["summary"].update({k: reliance[k] for k in ("page_loss", "blank_loss", "vision_gain",
-                                                                 "visual_variation")})
+    result["summary"].update({k: reliance[k] for k in COLUMNS[-4:]})
     return result
 
 
