@@ -31,6 +31,13 @@ def test_model_group_builds(model):
     assert mc.encoder.mask == "causal_flow"
 
 
+@pytest.mark.parametrize("part", ["encoder", "decoder"])
+def test_micro_heads_are_32_wide(part):
+    # 16-dim heads made the CPU model learn to pick out a visual slot about twice as slowly (docs/demo.md).
+    sub = getattr(build_model_config(_compose(["model=micro"]).model), part)
+    assert sub.hidden_size // sub.num_heads == 32
+
+
 def test_mask_is_one_override():
     mc = build_model_config(_compose(["model.encoder.mask=raster"]).model)
     assert mc.encoder.mask == "raster"
