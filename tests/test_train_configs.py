@@ -33,7 +33,7 @@ def test_model_group_builds(model):
 
 @pytest.mark.parametrize("part", ["encoder", "decoder"])
 def test_micro_heads_are_32_wide(part):
-    # 16-dim heads made the CPU model learn to pick out a visual slot about twice as slowly (docs/demo.md).
+    # With 16-dim heads the CPU model learnt to pick out a visual slot far more slowly (docs/demo.md, "Head dimension").
     sub = getattr(build_model_config(_compose(["model=micro"]).model), part)
     assert sub.hidden_size // sub.num_heads == 32
 
