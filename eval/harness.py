@@ -21,7 +21,7 @@ def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str) -> di
     nr = pipe.no_repeat
     return {
         "checkpoint": str(checkpoint), "dataset": str(dataset), "split": split,
-        "prompt": pipe.prompt, "crop_mode": pipe.crop_mode,
+        "prompt": pipe.prompt, "crop_mode": pipe.crop_mode, "single_view": pipe.single_view,
         "decoding": {"method": "greedy", "max_new_tokens": pipe.max_new_tokens,
                      "no_repeat_ngram": None if nr is None else {"n": nr.n, "window": nr.window,
                                                                  "whitelist": sorted(nr.whitelist)}},

@@ -18,7 +18,7 @@ from PIL import Image
 from ocr2.generation import NoRepeatNGram
 from ocr2.grounding import Block, parse_grounding, strip_grounding
 from ocr2.modeling.model import OCR2Model
-from ocr2.processing.image import ImageError, batch_views, load_image, preprocess
+from ocr2.processing.image import ImageError, batch_views, load_image, preprocess, single_view
 from ocr2.processing.text import PROMPTS, Tokenizer, encode_prompt, load_tokenizer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -93,8 +93,11 @@ def iter_pages(path: Path, max_pixels: int | None = None) -> Iterator[tuple[int 
 class OCRPipeline:
     def __init__(self, model: OCR2Model, tokenizer: Tokenizer, prompt: str = "markdown", crop_mode: bool = True,
                  max_new_tokens: int = 8192, batch_size: int = 4, no_repeat: NoRepeatNGram | None = None,
-                 max_pixels: int | None = None):
+                 max_pixels: int | None = None, single_view: bool = False):
+        # single_view: each page as one contain-resized global view (ocr2.processing.image.single_view), for models
+        # trained with data_mode=single_view; it overrides crop_mode.
         self.model, self.tokenizer = model.eval(), tokenizer
+        self.single_view = single_view
         self.prompt = PROMPTS.get(prompt, prompt)
         self.crop_mode, self.max_new_tokens, self.batch_size = crop_mode, max_new_tokens, batch_size
         self.no_repeat, self.max_pixels = no_repeat, max_pixels
@@ -156,7 +159,10 @@ class OCRPipeline:
         start = time.perf_counter()
         cfg, tok, device = self.model.config, self.tokenizer, next(self.model.parameters()).device
         dtype = next(self.model.parameters()).dtype
-        views = [preprocess(img, cfg.global_view_size, cfg.crop_size, crop_mode=self.crop_mode) for _, img in batch]
+        if self.single_view:
+            views = [single_view(img, cfg.global_view_size, cfg.crop_size) for _, img in batch]
+        else:
+            views = [preprocess(img, cfg.global_view_size, cfg.crop_size, crop_mode=self.crop_mode) for _, img in batch]
         prompts = [encode_prompt(tok, self.prompt, [cfg.image_token_count(v.num_crops)]) for v in views]
         width = max(map(len, prompts))
         ids = torch.full((len(batch), width), tok.pad_id, dtype=torch.long)

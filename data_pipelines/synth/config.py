@@ -15,7 +15,7 @@ VOCABULARIES = ("faker", "random")
 # Page shapes as width / height.
 PAGE_FORMATS = {"a4": 1 / 1.414, "letter": 8.5 / 11, "narrow": 0.6, "square": 1.0, "landscape": 1.414,
                 "slide": 16 / 9}
-LAYOUTS = ("single", "two_column", "three_column", "sidebar", "mixed")
+LAYOUTS = ("single", "two_column", "three_column", "sidebar", "mixed", "glyph_grid")
 ELEMENTS = ("paragraph", "heading", "list", "table", "pull_quote", "figure")
 
 
@@ -66,6 +66,17 @@ class SynthConfig:
     # Latin font families to draw body text from (data_pipelines.synth.fonts.LATIN_FAMILIES: sans, serif,
     # sans_condensed, serif_condensed, mono); None: all but mono.
     fonts: tuple[str, ...] | None = None
+    # glyph_grid layout (data_pipelines/synth/glyph_grid.py): one glyph per cell of grid_cell px (64 = one visual
+    # token of the global view), grid_rows lines of grid_cols glyphs per text column, columns grid_column_gap cells
+    # apart; glyph height as a fraction of the cell; jitter of each glyph's centre as a fraction of the cell.
+    grid_cell: int = 64
+    grid_rows: tuple[int, int] = (2, 4)
+    grid_cols: tuple[int, int] = (2, 4)
+    grid_columns: tuple[int, int] = (1, 1)
+    grid_column_gap: int = 1
+    grid_glyph_size: tuple[float, float] = (0.69, 0.69)
+    grid_jitter: float = 0.0
+    grid_alphabet: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     cjk_font: str | None = None  # a font file with Chinese glyphs; None: search the system font folders
     font_dirs: tuple[str, ...] = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
 
@@ -85,6 +96,13 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.vocabulary must be {' or '.join(map(repr, VOCABULARIES))}, got {self.vocabulary!r}")
         if not 1 <= self.word_length[0] <= self.word_length[1]:
             raise ValueError(f"SynthConfig.word_length must satisfy 1 <= lo <= hi, got {self.word_length}")
+        for name in ("grid_rows", "grid_cols", "grid_columns"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"SynthConfig.{name} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
+        if self.grid_cell < 8 or self.grid_column_gap < 0 or not self.grid_alphabet.strip():
+            raise ValueError("SynthConfig: grid_cell must be >= 8 px, grid_column_gap >= 0 and grid_alphabet "
+                             f"non-blank, got {self.grid_cell}, {self.grid_column_gap}, {self.grid_alphabet!r}")
         lo, hi = self.long_side
         if not 128 <= lo <= hi:
             raise ValueError(f"SynthConfig.long_side must satisfy 128 <= lo <= hi, got {self.long_side}")
@@ -103,7 +121,8 @@ class SynthConfig:
         if "degrade" in d and isinstance(d["degrade"], dict):
             d["degrade"] = DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in d["degrade"].items()})
-        for k in ("long_side", "body_size", "margin", "fill", "font_dirs", "word_length", "fonts"):
+        for k in ("long_side", "body_size", "margin", "fill", "font_dirs", "word_length", "fonts", "grid_rows",
+                  "grid_cols", "grid_columns", "grid_glyph_size"):
             if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         return cls(**d)

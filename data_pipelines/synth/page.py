@@ -23,6 +23,7 @@ from data_pipelines.synth.config import PAGE_FORMATS, SynthConfig
 from data_pipelines.synth.content import TextSource
 from data_pipelines.synth.degrade import degrade, paper_texture
 from data_pipelines.synth.fonts import available_languages, cjk_family, find_cjk_font, latin_families
+from data_pipelines.synth.glyph_grid import draw_glyph_grid
 from data_pipelines.synth.layout import compose
 from data_pipelines.synth.style import pick, sample_style
 from ocr2.data.markdown import blocks_to_markdown
@@ -91,7 +92,10 @@ class PageGenerator:
         canvas = Canvas(width, height, style.background)
         if rng.random() < cfg.p_paper_texture:
             canvas.image.paste(paper_texture(canvas.image, rng))
-        compose(canvas, rng, text, style, layout, cfg)
+        if layout == "glyph_grid":
+            draw_glyph_grid(canvas, rng, style, cfg)
+        else:
+            compose(canvas, rng, text, style, layout, cfg)
         image, applied = degrade(canvas.image, canvas.blocks, rng, cfg.degrade, style.background)
         markdown = blocks_to_markdown(canvas.blocks, canvas.relations)
         return SyntheticPage(page_id or f"synth-{seed:016x}", seed, image, canvas.blocks, canvas.relations,

@@ -21,7 +21,7 @@ from ocr2.config import OCR2Config
 from ocr2.data.markdown import grounded_markdown
 from ocr2.data.schema import sample_blocks, sample_relations
 from ocr2.data.skips import BadSample
-from ocr2.processing.image import ImageError, global_view, load_image, preprocess, to_tensor
+from ocr2.processing.image import ImageError, load_image, preprocess, single_view
 from ocr2.processing.text import PROMPT_MARKDOWN, Tokenizer, encode_example
 
 # Plain markdown answers (no boxes) go with the release's prompt minus `<|grounding|>`: with that token the
@@ -92,9 +92,9 @@ class ExampleEncoder:
         image = open_image(row.get("image"), sample_id, self.max_pixels)
         if self.mode == "single_view":
             size = int(view_size or self.config.global_view_size)
-            view = to_tensor(global_view(image, size))
-            crops = torch.empty(0, 3, self.config.crop_size, self.config.crop_size)
-            num_crops, count = 0, self.config.image_token_count(0, global_size=size)
+            views = single_view(image, size, self.config.crop_size)
+            view, crops, num_crops = views.global_view, views.crops, views.num_crops
+            count = self.config.image_token_count(0, global_size=size)
         else:
             size = self.config.global_view_size
             views = preprocess(image, size, self.config.crop_size, crop_mode=True)

@@ -286,6 +286,17 @@ def preprocess(image: Image.Image, global_size: int = GLOBAL_SIZE, crop_size: in
                      num_crops=len(tiles), image_size=size)
 
 
+def single_view(image: Image.Image, size: int = GLOBAL_SIZE, crop_size: int = CROP_SIZE) -> PageViews:
+    """The page alone as one contain-resized `size`² view and no crops: what `single_view` training (stage 1)
+    shows the model, so a model trained that way is read the same way. (Not the release's `crop_mode=False`, which
+    squashes the page to crop x crop first; see `preprocess`.)"""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return PageViews(global_view=to_tensor(global_view(image, size)),
+                     crops=torch.empty(0, 3, crop_size, crop_size, dtype=torch.float32), grid=(1, 1), num_crops=0,
+                     image_size=image.size)
+
+
 def batch_views(pages: list[PageViews]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Stack pages into the model's input format (see `OCR2Model.forward`).
 
