@@ -2,6 +2,9 @@
 
     python -m eval.memory_experiment                       # (a) only: table + runs/memory/tokens_vs_turns.png
     python -m eval.memory_experiment --checkpoint RUN_OR_MODEL_DIR --pages 2   # (a) and (b)
+    ocr2-train experiment=memory_tiers                     # toy (b): a micro model that reads at 3 view sizes
+    python -m eval.memory_experiment --checkpoint runs/memory_tiers --glyph-grid --pages 32 \
+        --prompt "<image>\nConvert the document to markdown."
 
 (a) A synthetic conversation (deterministic word salad, turns of --words-min..--words-max words, alternating
     User/Assistant) grows turn by turn; for each length the context cost is printed and plotted for: all turns
@@ -15,7 +18,11 @@
     normalised edit distance, eval.metrics) per tier. Text tiers are verbatim (NED 0). Query tables that the
     checkpoint lacks are added by interpolation (ocr2.modes.add_query_tables) and their tiers are marked
     UNTRAINED: their numbers say nothing until the model is trained at those sizes.
-Outputs in --out (default runs/memory/): tokens_vs_turns.{png,csv}, results.json.
+    With --glyph-grid (toy scale, CPU): turns of random capitals are rendered by ocr2.memory.GlyphGridRenderer
+    (one glyph per 64 px cell of a 256² page, the demo's pages) and read at 256/192/128 px views (16/9/4 visual
+    tokens: Base and Tiny at 1/4 scale and one size between), by a model trained at those sizes
+    (experiment=memory_tiers). docs/memory.md has what we measured.
+Outputs in --out (default runs/memory/): tokens_vs_turns.{png,csv}, results.json, and with (b) read_back.png.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from pathlib import Path
 
 import torch
 
-from ocr2.memory import DEFAULT_SCHEDULE, MemorySchedule, PageRenderer, Turn, build_memory, turn_text
-from ocr2.modes import MODES, views_for
+from ocr2.memory import (
+    DEFAULT_SCHEDULE, GlyphGridRenderer, MemorySchedule, PageRenderer, Turn, build_memory, turn_text,
+)
+from ocr2.modes import MODES, ResolutionMode, views_for
 
 WORDS = (
     "the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
@@ -79,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pages", type=int, default=2, help="(b) pages read back per tier")
     p.add_argument("--max-new-tokens", type=int, default=2048, help="(b) generation cap per page")
     p.add_argument("--device", default=None, help="(b) cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--prompt", default="free_ocr",
+                   help="(b) prompt: free_ocr | markdown | a literal prompt (the one the checkpoint trained with)")
+    p.add_argument("--glyph-grid", action="store_true",
+                   help="(b) toy scale: turns of random capitals on 256² glyph-grid pages, read at 256/192/128 px "
+                        "views (a checkpoint of experiment=memory_tiers; use --prompt with its training prompt)")
     return p
 
 
@@ -146,12 +160,30 @@ def plot(rows: list[dict], budget: int, path: Path, tokenizer_name: str) -> None
 
 
 # ------------------------------------------------------------------------------------------------ (b)
-def read_back(args, schedule, renderer) -> dict | None:
+# Toy tiers for models trained with experiment=memory_tiers: single views of a 256² glyph-grid page at three sizes
+# (v1's Base and Tiny at 1/4 scale, and one size between), each a view the model was trained on.
+GLYPH_TIERS = (
+    ResolutionMode("256px", 256, description="Base at 1/4 scale: 16 tokens, one glyph per token"),
+    ResolutionMode("192px", 192, description="9 tokens, ~1.8 glyphs per token"),
+    ResolutionMode("128px", 128, description="Tiny at 1/4 scale: 4 tokens, 4 glyphs per token"),
+)
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def glyph_turns(n: int, seed: int = 0) -> list[str]:
+    """n turns of 4 or 8 random capitals: whole 4-glyph lines on a 256² glyph-grid page, as in the demo's pages."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(ALPHABET) for _ in range(rng.choice((4, 8)))) for _ in range(n)]
+
+
+def read_back(args, tiers: list[ResolutionMode], renderer: PageRenderer, texts: list[str], prompt: str) -> dict:
+    """Render `texts` (turns) as the memory lays out a tier block, show the first --pages pages to the model at
+    every tier's view and score what it reads back (whitespace-normalised NED)."""
     from eval.metrics import normalized_edit_distance
     from ocr2 import OCR2Model
     from ocr2.generation import NoRepeatNGram
     from ocr2.modes import add_query_tables
-    from ocr2.processing.text import PROMPT_FREE_OCR, encode_prompt, load_tokenizer
+    from ocr2.processing.text import encode_prompt, load_tokenizer
     from ocr2.weights import resolve_model_dir
 
     model_dir = resolve_model_dir(args.checkpoint)
@@ -159,31 +191,27 @@ def read_back(args, schedule, renderer) -> dict | None:
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     model = OCR2Model.from_pretrained(model_dir, dtype=dtype, device=device)
     tok = load_tokenizer(model_dir)
-    tiers = schedule.image_modes
-    needed = {s for t in tiers for s in MODES[t].view_sizes}
+    needed = {s for mode in tiers for s in mode.view_sizes}
     untrained_sizes = set(add_query_tables(model, needed))
     model = model.to(device=device, dtype=dtype).eval()
     if untrained_sizes:
         print(f"WARNING: {model_dir} has no flow-query tables for {sorted(untrained_sizes)} px views; they were "
               "interpolated from trained tables (UNTRAINED): those tiers' NED is not meaningful.")
-    # Fresh turns (not the ones of part (a)), laid out exactly as the memory lays out a tier block.
-    turns = synthetic_turns(400, args.words_min, args.words_max, args.seed + 1)
-    layouts = renderer.layout([turn_text(t) for t in turns])[: args.pages]
+    layouts = renderer.layout(texts)[: args.pages]
     whitelist = tuple(tok.token_id(t) for t in ("<td>", "</td>"))
     no_repeat = NoRepeatNGram(20, 90, whitelist)
-    results = {"checkpoint": str(model_dir), "pages": len(layouts), "tiers": {}}
+    results = {"checkpoint": str(model_dir), "pages": len(layouts), "prompt": prompt, "tiers": {}}
     print(f"\n(b) read-back of {len(layouts)} rendered page(s) per tier with {model_dir}")
     print(f"{'tier':>8} {'view':>18} {'tokens/page':>12} {'text tok/page':>14} {'ratio':>7} {'NED':>7}  note")
     print(f"{'text':>8} {'-':>18} {'-':>12} {'-':>14} {'1.0x':>7} {0.0:>7.3f}  verbatim")
-    for tier in tiers:
-        mode = MODES[tier]
+    for mode in tiers:
         neds, tokens, text_tokens = [], [], []
         start = time.perf_counter()
         for layout in layouts:
             page = renderer.render(layout)
             views = views_for(page, mode)
             n = mode.placeholder_count(page.size, model.config)
-            ids = torch.tensor([encode_prompt(tok, PROMPT_FREE_OCR, [n])], device=device)
+            ids = torch.tensor([encode_prompt(tok, prompt, [n])], device=device)
             crops = views.crops.to(device, dtype) if views.num_crops else None
             gt = layout.text
             gt_tokens = len(tok.encode(gt))
@@ -197,12 +225,37 @@ def read_back(args, schedule, renderer) -> dict | None:
         view = f"{mode.global_size}" + (f"+n x {mode.crop_size}" if mode.crop_mode else "")
         ned = sum(neds) / len(neds)
         ratio = sum(text_tokens) / sum(tokens)
-        print(f"{tier:>8} {view:>18} {sum(tokens) / len(tokens):>12.0f} {sum(text_tokens) / len(text_tokens):>14.0f} "
-              f"{ratio:>6.1f}x {ned:>7.3f}  {'UNTRAINED query table' if untrained else ''}"
-              f" ({time.perf_counter() - start:.1f} s)")
-        results["tiers"][tier] = {"ned": ned, "neds": neds, "tokens_per_page": tokens, "text_tokens": text_tokens,
-                                  "untrained_query_table": untrained}
+        print(f"{mode.name:>8} {view:>18} {sum(tokens) / len(tokens):>12.0f} "
+              f"{sum(text_tokens) / len(text_tokens):>14.0f} {ratio:>6.1f}x {ned:>7.3f}  "
+              f"{'UNTRAINED query table' if untrained else ''} ({time.perf_counter() - start:.1f} s)")
+        results["tiers"][mode.name] = {"ned": ned, "neds": neds, "tokens_per_page": tokens,
+                                       "text_tokens": text_tokens, "compression": ratio,
+                                       "untrained_query_table": untrained}
     return results
+
+
+def plot_read_back(results: dict, path: Path) -> None:
+    """NED per tier against the tier's compression (text tokens per vision token): the forgetting curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tiers = results["tiers"]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    x = [t["compression"] for t in tiers.values()]
+    y = [t["ned"] for t in tiers.values()]
+    ax.plot(x, y, "o-")
+    for name, xi, yi in zip(tiers, x, y):
+        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel("compression (text tokens / vision tokens)")
+    ax.set_ylabel("read-back NED (0 = exact)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Optical memory read-back, {results['pages']} pages per tier")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -247,7 +300,17 @@ def main(argv: list[str] | None = None) -> int:
                "font_size": renderer.font_size, "tokens_vs_turns": rows}
 
     if args.checkpoint:
-        results["read_back"] = read_back(args, schedule, renderer)
+        from ocr2.processing.text import PROMPTS
+
+        if args.glyph_grid:
+            tiers, page_renderer = list(GLYPH_TIERS), GlyphGridRenderer()
+            texts = glyph_turns(400, args.seed + 1)
+        else:  # fresh turns (not those of part (a)), at the schedule's image tiers
+            tiers, page_renderer = [MODES[t] for t in schedule.image_modes], renderer
+            texts = [turn_text(t) for t in synthetic_turns(400, args.words_min, args.words_max, args.seed + 1)]
+        results["read_back"] = read_back(args, tiers, page_renderer, texts, PROMPTS.get(args.prompt, args.prompt))
+        plot_read_back(results["read_back"], out / "read_back.png")
+        print(f"plot: {out / 'read_back.png'}")
     else:
         print("\n(b) read-back NED per age tier: skipped (no --checkpoint given; pass a trained ocr2 model or run "
               "directory with its tokenizer)")

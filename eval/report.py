@@ -16,7 +16,7 @@ import yaml
 from eval.plots import loss_curves, metric_bars
 from eval.report_table import render_markdown_table
 
-METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate"]
+METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate", "vision_gain"]
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -54,10 +54,18 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
     # Score with the prompt the run trained with (plain markdown targets have no <|grounding|>).
     prompt = cfg["data"].get("prompt") or (PROMPT_MARKDOWN if cfg["data"].get("target") == "grounded"
                                             else PROMPT_PLAIN_MARKDOWN)
+    # ... and with the views it trained on (single_view runs: one contain-resized global view, no crops).
+    mode = (cfg.get("stage") or {}).get("data_mode", "multi_crop")
     pipe = OCRPipeline.from_pretrained(resolve_model_dir(run), device="cpu", max_new_tokens=max_new_tokens,
-                                       batch_size=16, prompt=prompt)
+                                       batch_size=16, prompt=prompt, single_view=mode == "single_view")
     pages = list(iter_pages(data, "validation", limit))
-    return evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
+    result = evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
+    # Reading or guessing: held-out loss with blank pages minus loss with the real pages (eval/vision_reliance.py).
+    from eval.vision_reliance import vision_reliance
+
+    result["summary"]["vision_gain"] = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, mode)["vision_gain"]
+    (run / "eval" / "metrics.json").write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,7 @@ from ocr2.modes import MODE_LADDER, MODES, get_mode, views_for
 from ocr2.processing.image import PageViews
 
 __all__ = [
-    "DEFAULT_SCHEDULE", "DEJAVU_SANS", "ImageGroup", "MemoryBudgetError", "MemoryInput", "MemorySchedule",
+    "DEFAULT_SCHEDULE", "DEJAVU_SANS", "GlyphGridRenderer", "ImageGroup", "MemoryBudgetError", "MemoryInput", "MemorySchedule",
     "PageLayout", "PageRenderer", "Segment", "TEXT", "Turn", "build_memory", "embed_memory",
     "generate_from_embeds", "save_pages", "text_only_tokens", "turn_text",
 ]
@@ -254,6 +254,54 @@ class PageRenderer:
         draw = ImageDraw.Draw(image)
         for i, line in enumerate(lines):
             draw.text((self.margin, self.margin + i * self.line_height), line, fill="black", font=self.font)
+        return image
+
+
+@dataclass
+class GlyphGridRenderer(PageRenderer):
+    """Turns as glyph-grid pages: one glyph centred on each `cell`-px cell, `page_size // cell` glyphs per line
+    and lines per page (DejaVu Sans Mono, glyphs `glyph_size` x cell high), the layout of the demo's pages
+    (data_pipelines/synth/glyph_grid.py). At 64 px per cell a page of the global view's size puts one glyph on
+    each visual token, so a tiny model trained on such pages can read turns back, and a tier that shows the page
+    at a smaller view packs several glyphs into each token: the optical memory's fading at toy scale. Text is
+    drawn as given, characters one per cell (spaces leave a cell empty); a turn starts on a new line."""
+
+    page_size: int = 256
+    cell: int = 64
+    glyph_size: float = 0.69
+    margin: int = 0
+    font_path: str | None = None  # default: DejaVu Sans Mono
+
+    @cached_property
+    def font(self) -> ImageFont.ImageFont:
+        path = self.font_path or DEJAVU_SANS.replace("DejaVuSans.ttf", "DejaVuSansMono.ttf")
+        return ImageFont.truetype(path, max(6, round(self.cell * self.glyph_size)))
+
+    @property
+    def line_height(self) -> int:
+        return self.cell
+
+    @property
+    def lines_per_page(self) -> int:
+        if self.page_size < self.cell:
+            raise ValueError(f"no {self.cell}px cell fits a {self.page_size}px page")
+        return self.page_size // self.cell
+
+    def wrap(self, text: str) -> list[str]:
+        per_line = self.page_size // self.cell
+        lines = []
+        for para in text.split("\n"):
+            lines += [para[i:i + per_line] for i in range(0, max(len(para), 1), per_line)]
+        return lines
+
+    def render(self, page: PageLayout | Sequence[str]) -> Image.Image:
+        lines = page.lines if isinstance(page, PageLayout) else page
+        image = Image.new("RGB", (self.page_size, self.page_size), "white")
+        draw = ImageDraw.Draw(image)
+        for row, line in enumerate(lines):
+            for col, ch in enumerate(line):
+                centre = (col * self.cell + self.cell // 2, row * self.cell + self.cell // 2)
+                draw.text(centre, ch, fill="black", font=self.font, anchor="mm")
         return image
 
 
