@@ -28,8 +28,9 @@ def pages(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_one_step(pages, tmp_path, experiment):
+    # init_from=null: an experiment that starts from an earlier run (memory_tiers: runs/demo) is checked without it.
     run_train(pages, tmp_path / "run", [f"experiment={experiment}", "max_steps=1", "trainer.micro_batch_size=2",
-                                        "data.num_workers=1", "model.decoder.num_layers=2"])
+                                        "data.num_workers=1", "model.decoder.num_layers=2", "init_from=null"])
     assert [m["step"] for m in metrics(tmp_path / "run")] == [1]
 
 

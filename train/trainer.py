@@ -38,8 +38,11 @@ def _broadcast_run_dir(run_dir: str) -> Path:
 
 
 def _load_init(model: OCR2Model, path: str, modules: list[str] | None) -> None:
-    """Take the previous stage's weights (all, or only some top-level modules, e.g. stage 1 keeps the encoder)."""
-    source = OCR2Model.from_pretrained(path)
+    """Take the previous stage's weights (all, or only some top-level modules, e.g. stage 1 keeps the encoder).
+    `path`: a from_pretrained directory or a training run (its latest checkpoint)."""
+    from ocr2.weights import resolve_model_dir
+
+    source = OCR2Model.from_pretrained(resolve_model_dir(path))
     state = source.state_dict()
     if modules:
         state = {k: v for k, v in state.items() if k.split(".")[0] in modules}
