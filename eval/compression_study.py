@@ -5,6 +5,13 @@ several vision-token budgets. Here each budget is a way of showing the page to t
 or global view plus crops, at every global size the checkpoint has flow-query tables for — and every page is
 bucketed by its ratio. Output: a markdown table (budget x ratio bin -> Fox precision, edit distance, pages) and a
 PNG of precision against compression ratio, one line per budget.
+
+Global-only budgets show the page as one contain-resized view (`OCRPipeline(single_view=True)`, what
+`data_mode=single_view` training shows); `--no-crops` leaves out the crop budget (for models trained on single
+views only). At toy scale, with the model of `experiment=memory_tiers` (reads glyph-grid pages at 256/192/128 px):
+
+    python -m eval.compression_study --model runs/memory_tiers --data data/demo --no-crops \
+        --prompt $'<image>\nConvert the document to markdown.' --out docs/compression
 """
 
 from __future__ import annotations
@@ -44,17 +51,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bins", default="0,1,2,4,8,16,32", help="compression-ratio bin edges")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--out", default="runs/compression")
+    p.add_argument("--prompt", default="free_ocr", help="free_ocr (v1's Fox protocol) | markdown | a literal prompt")
+    p.add_argument("--no-crops", action="store_true", help="global-view budgets only")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pipe = OCRPipeline.from_pretrained(resolve_model_dir(args.model), device="cpu",
-                                       max_new_tokens=args.max_new_tokens, batch_size=16, prompt="free_ocr")
+                                       max_new_tokens=args.max_new_tokens, batch_size=16, prompt=args.prompt)
     pages = list(iter_pages(args.data, args.split, args.pages))
     edges = [float(x) for x in args.bins.split(",")]
     base_cfg = pipe.model.config
     rows, lines = [], {}
     for label, size, crop_mode in budgets_for(pipe):
-        pipe.model.config.global_view_size, pipe.crop_mode = size, crop_mode
+        if args.no_crops and crop_mode:
+            continue
+        pipe.model.config.global_view_size, pipe.crop_mode, pipe.single_view = size, crop_mode, not crop_mode
         results = pipe.read_images([(pg.stem, pg.image) for pg in pages], progress=False)
         binned = defaultdict(list)
         for pg, r in zip(pages, results):
