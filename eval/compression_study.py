@@ -42,6 +42,15 @@ def budgets_for(pipe: OCRPipeline) -> list[tuple[str, int, bool]]:
     return out
 
 
+def mode_budgets(names: str) -> list[tuple[str, object]]:
+    """(label, page -> PageViews) for v1's resolution modes (ocr2.modes.MODES), e.g. 'tiny,small,base'."""
+    from ocr2.modes import get_mode, views_for
+
+    modes = [get_mode(n.strip()) for n in names.split(",") if n.strip()]
+    return [(f"{m.name} ({m.description.split(': ', 1)[-1]})" if m.description else m.name,
+             lambda page, m=m: views_for(page, m)) for m in modes]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
@@ -53,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="runs/compression")
     p.add_argument("--prompt", default="free_ocr", help="free_ocr (v1's Fox protocol) | markdown | a literal prompt")
     p.add_argument("--no-crops", action="store_true", help="global-view budgets only")
+    p.add_argument("--modes", default=None,
+                   help="budgets from v1's resolution modes instead, e.g. tiny,small,base,large,gundam (the model "
+                        "needs query tables for their view sizes: ocr2.modes.config_for_modes)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,10 +74,15 @@ def main(argv: list[str] | None = None) -> None:
     edges = [float(x) for x in args.bins.split(",")]
     base_cfg = pipe.model.config
     rows, lines = [], {}
-    for label, size, crop_mode in budgets_for(pipe):
-        if args.no_crops and crop_mode:
-            continue
-        pipe.model.config.global_view_size, pipe.crop_mode, pipe.single_view = size, crop_mode, not crop_mode
+    if args.modes:
+        budgets = [(label, fn, None, None) for label, fn in mode_budgets(args.modes)]
+    else:
+        budgets = [(label, None, size, crop_mode) for label, size, crop_mode in budgets_for(pipe)
+                   if not (args.no_crops and crop_mode)]
+    for label, view_fn, size, crop_mode in budgets:
+        pipe.view_fn = view_fn
+        if view_fn is None:
+            pipe.model.config.global_view_size, pipe.crop_mode, pipe.single_view = size, crop_mode, not crop_mode
         results = pipe.read_images([(pg.stem, pg.image) for pg in pages], progress=False)
         binned = defaultdict(list)
         for pg, r in zip(pages, results):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 from PIL import Image
@@ -18,7 +18,7 @@ from PIL import Image
 from ocr2.generation import NoRepeatNGram
 from ocr2.grounding import Block, parse_grounding, strip_grounding
 from ocr2.modeling.model import OCR2Model
-from ocr2.processing.image import ImageError, batch_views, load_image, preprocess, single_view
+from ocr2.processing.image import ImageError, PageViews, batch_views, load_image, preprocess, single_view
 from ocr2.processing.text import PROMPTS, Tokenizer, encode_prompt, load_tokenizer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -93,11 +93,13 @@ def iter_pages(path: Path, max_pixels: int | None = None) -> Iterator[tuple[int 
 class OCRPipeline:
     def __init__(self, model: OCR2Model, tokenizer: Tokenizer, prompt: str = "markdown", crop_mode: bool = True,
                  max_new_tokens: int = 8192, batch_size: int = 4, no_repeat: NoRepeatNGram | None = None,
-                 max_pixels: int | None = None, single_view: bool = False):
+                 max_pixels: int | None = None, single_view: bool = False,
+                 view_fn: Callable[[Image.Image], PageViews] | None = None):
         # single_view: each page as one contain-resized global view (ocr2.processing.image.single_view), for models
-        # trained with data_mode=single_view; it overrides crop_mode.
+        # trained with data_mode=single_view; it overrides crop_mode. view_fn (page -> PageViews) overrides both,
+        # e.g. `lambda page: ocr2.modes.views_for(page, "tiny")` to read in one of v1's resolution modes.
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.single_view = single_view
+        self.single_view, self.view_fn = single_view, view_fn
         self.prompt = PROMPTS.get(prompt, prompt)
         self.crop_mode, self.max_new_tokens, self.batch_size = crop_mode, max_new_tokens, batch_size
         self.no_repeat, self.max_pixels = no_repeat, max_pixels
@@ -159,11 +161,14 @@ class OCRPipeline:
         start = time.perf_counter()
         cfg, tok, device = self.model.config, self.tokenizer, next(self.model.parameters()).device
         dtype = next(self.model.parameters()).dtype
-        if self.single_view:
+        if self.view_fn is not None:
+            views = [self.view_fn(img) for _, img in batch]
+        elif self.single_view:
             views = [single_view(img, cfg.global_view_size, cfg.crop_size) for _, img in batch]
         else:
             views = [preprocess(img, cfg.global_view_size, cfg.crop_size, crop_mode=self.crop_mode) for _, img in batch]
-        prompts = [encode_prompt(tok, self.prompt, [cfg.image_token_count(v.num_crops)]) for v in views]
+        counts = [_image_positions(cfg, v) for v in views]
+        prompts = [encode_prompt(tok, self.prompt, [n]) for n in counts]
         width = max(map(len, prompts))
         ids = torch.full((len(batch), width), tok.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -176,15 +181,22 @@ class OCRPipeline:
                                   attention_mask=mask.to(device), max_new_tokens=self.max_new_tokens,
                                   eos_token_id=tok.eos_id, logits_processor=self.no_repeat).cpu()
         share = (time.perf_counter() - start) / len(batch)
-        for row, ((res, img), v, p) in enumerate(zip(batch, views, prompts)):
+        for row, ((res, img), v, p, n) in enumerate(zip(batch, views, prompts, counts)):
             tokens = new[row].tolist()
             ended = tok.eos_id in tokens
             tokens = tokens[: tokens.index(tok.eos_id)] if ended else tokens
             res.raw = tok.decode(tokens)
             res.markdown = strip_grounding(res.raw)
             res.blocks = parse_grounding(res.raw, *img.size)
-            res.prompt_tokens, res.image_tokens = len(p), cfg.image_token_count(v.num_crops)
+            res.prompt_tokens, res.image_tokens = len(p), n
             res.generated_tokens, res.hit_token_limit, res.seconds = len(tokens), not ended, share
+
+
+def _image_positions(cfg, views: PageViews) -> int:
+    """`<image>` positions of one page, from the views' own sizes (a view_fn may use sizes other than the
+    config's): crops, global view, view separator, as `OCR2Config.image_token_count`."""
+    crops = views.num_crops * cfg.view_output_tokens(views.crops.shape[-1]) if views.num_crops else 0
+    return crops + cfg.view_output_tokens(views.global_view.shape[-1]) + 1
 
 
 def save_with_tokenizer(model: OCR2Model, tokenizer: Tokenizer, directory) -> None:

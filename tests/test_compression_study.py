@@ -33,3 +33,23 @@ def test_study_scores_every_view_size_budget_and_writes_table_and_plot(tmp_path)
     assert {r["budget"] for r in rows} == {"global 128px", "global 192px", "global 256px"}
     assert {r["vision_tokens"] for r in rows} == {5, 10, 17}  # (s/64)² + the view separator
     assert (tmp_path / "out" / "compression.png").stat().st_size > 0
+
+
+def test_study_reads_in_v1_resolution_modes(tmp_path):
+    from ocr2 import OCR2Config
+    from ocr2.modes import config_for_modes
+
+    torch.manual_seed(0)
+    cfg = config_for_modes(OCR2Config.from_preset("tiny"), ["tiny", "base"])  # adds the 512 px query table
+    save_with_tokenizer(OCR2Model(cfg), ByteTokenizer(), tmp_path / "model")
+    subprocess.run([sys.executable, "-m", "data_pipelines", "synth", str(tmp_path / "data"), "--train", "0",
+                    "--validation", "2", "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"],
+                   cwd=ROOT, env=env(), check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "eval.compression_study", "--model", str(tmp_path / "model"),
+                           "--data", str(tmp_path / "data"), "--pages", "2", "--max-new-tokens", "2",
+                           "--modes", "tiny,base", "--out", str(tmp_path / "out")], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "out" / "compression.json").read_text())
+    assert {r["vision_tokens"] for r in rows} == {65, 257}  # v1 Tiny 64 and Base 256 tokens, + separator
+    assert {r["budget"].split()[0] for r in rows} == {"tiny", "base"}
