@@ -25,6 +25,7 @@ def run(cfg: DictConfig) -> dict:
     pipe = OCRPipeline.from_pretrained(model_dir, device=cfg.device, ngram_size=int(cfg.ngram_size),
                                        ngram_window=int(cfg.ngram_window), prompt=cfg.prompt,
                                        crop_mode=bool(cfg.crop_mode), single_view=bool(cfg.get("single_view", False)),
+                                       resolution_mode=cfg.get("resolution_mode"),
                                        max_new_tokens=int(cfg.max_new_tokens),
                                        batch_size=int(cfg.batch_size))
     pages = list(iter_pages(cfg.data.path, cfg.data.split, cfg.data.limit))

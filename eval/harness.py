@@ -22,6 +22,7 @@ def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str) -> di
     return {
         "checkpoint": str(checkpoint), "dataset": str(dataset), "split": split,
         "prompt": pipe.prompt, "crop_mode": pipe.crop_mode, "single_view": pipe.single_view,
+        "resolution_mode": pipe.resolution_mode,
         "decoding": {"method": "greedy", "max_new_tokens": pipe.max_new_tokens,
                      "no_repeat_ngram": None if nr is None else {"n": nr.n, "window": nr.window,
                                                                  "whitelist": sorted(nr.whitelist)}},

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ocr2.modes import MODES
 from ocr2.pipeline import OCRPipeline
 
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-crop", action="store_true", help="global view only (256+1 visual tokens)")
     p.add_argument("--single-view", action="store_true",
                    help="the page as one contain-resized global view (models trained with data_mode=single_view)")
+    p.add_argument("--mode", default=None, choices=sorted(MODES),
+                   help="read with one of DeepSeek-OCR v1's token budgets (models trained with resolution=MODE)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="default: bfloat16 on GPU, float32 on CPU")
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         pipe = OCRPipeline.from_pretrained(
             args.model, device=args.device, dtype=getattr(torch, args.dtype) if args.dtype else None,
             ngram_size=args.ngram_size, ngram_window=args.ngram_window, prompt=args.prompt,
-            crop_mode=not args.no_crop, single_view=args.single_view, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+            crop_mode=not args.no_crop, single_view=args.single_view, resolution_mode=args.mode,
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     except (ValueError, OSError) as e:
         print(f"ocr2-infer: cannot load {args.model}: {e}", file=sys.stderr)
         return 2

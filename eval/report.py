@@ -55,15 +55,19 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
     prompt = cfg["data"].get("prompt") or (PROMPT_MARKDOWN if cfg["data"].get("target") == "grounded"
                                             else PROMPT_PLAIN_MARKDOWN)
     # ... and with the views it trained on (single_view runs: one contain-resized global view, no crops).
+    # A `resolution` group choice (v1 token budget) replaces the stage's data mode.
     mode = (cfg.get("stage") or {}).get("data_mode", "multi_crop")
+    resolution = (cfg.get("resolution") or {}).get("name")
     pipe = OCRPipeline.from_pretrained(resolve_model_dir(run), device="cpu", max_new_tokens=max_new_tokens,
-                                       batch_size=16, prompt=prompt, single_view=mode == "single_view")
+                                       batch_size=16, prompt=prompt, single_view=mode == "single_view",
+                                       resolution_mode=resolution)
     pages = list(iter_pages(data, "validation", limit))
     result = evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
     # Reading or guessing: held-out loss with blank pages minus loss with the real pages (eval/vision_reliance.py).
     from eval.vision_reliance import vision_reliance
 
-    result["summary"]["vision_gain"] = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, mode)["vision_gain"]
+    result["summary"]["vision_gain"] = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, mode,
+                                                    resolution_mode=resolution)["vision_gain"]
     (run / "eval" / "metrics.json").write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str))
     return result
 

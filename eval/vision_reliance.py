@@ -41,12 +41,15 @@ def _mean_loss(model: OCR2Model, encoder: ExampleEncoder, rows: list[dict], pad_
 
 
 def vision_reliance(model: OCR2Model, pages: Iterable, tokenizer: Tokenizer, prompt: str = PROMPT_PLAIN_MARKDOWN,
-                    mode: str = "multi_crop", batch_size: int = 8) -> dict[str, float]:
-    """pages: objects with `.stem`, `.image` (PIL) and `.markdown` (eval.pages.EvalPage)."""
+                    mode: str = "multi_crop", batch_size: int = 8,
+                    resolution_mode: str | None = None) -> dict[str, float]:
+    """pages: objects with `.stem`, `.image` (PIL) and `.markdown` (eval.pages.EvalPage); `mode` /
+    `resolution_mode`: the views the model trained on (ocr2.data.examples)."""
     pages = [p for p in pages if p.markdown.strip()]
     if not pages:
         raise ValueError("vision_reliance needs at least one page with ground-truth text")
-    encoder = ExampleEncoder(tokenizer, model.config, mode, max_length=1 << 20, prompt=prompt)
+    encoder = ExampleEncoder(tokenizer, model.config, mode, max_length=1 << 20, prompt=prompt,
+                             resolution_mode=resolution_mode)
     real = [{"id": p.stem, "image": p.image, "markdown": p.markdown} for p in pages]
     blank = [dict(r, image=Image.new("RGB", r["image"].size, "white")) for r in real]
     was_training = model.training

@@ -41,7 +41,11 @@ tables does not have them: `add_query_tables(model, sizes)` grows an existing mo
 new table by 2-D interpolation of the nearest trained one (a heuristic start for fine-tuning, NOT a trained
 table; reading quality in such a mode is meaningless until it is trained).
 
-Usage (library only; no Hydra group, since nothing in train/ selects a mode yet):
+Training and reading in a mode: `ocr2-train resolution=small` (configs/resolution/, one file per mode) builds the
+model with `apply_mode` and trains on `views_for` views (ocr2.data.examples, `resolution_mode`); `ocr2-infer --mode
+small`, `ocr2-eval resolution_mode=small` and `OCRPipeline(resolution_mode="small")` read with the same views.
+
+Library usage:
 
     from ocr2.modes import MODES, apply_mode, views_for
     cfg = apply_mode(OCR2Config.from_preset("tiny"), "small")

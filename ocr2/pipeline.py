@@ -7,6 +7,7 @@ stops the others.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image
 from ocr2.generation import NoRepeatNGram
 from ocr2.grounding import Block, parse_grounding, strip_grounding
 from ocr2.modeling.model import OCR2Model
+from ocr2.modes import get_mode, views_for
 from ocr2.processing.image import ImageError, PageViews, batch_views, load_image, preprocess, single_view
 from ocr2.processing.text import PROMPTS, Tokenizer, encode_prompt, load_tokenizer
 
@@ -94,11 +96,22 @@ class OCRPipeline:
     def __init__(self, model: OCR2Model, tokenizer: Tokenizer, prompt: str = "markdown", crop_mode: bool = True,
                  max_new_tokens: int = 8192, batch_size: int = 4, no_repeat: NoRepeatNGram | None = None,
                  max_pixels: int | None = None, single_view: bool = False,
-                 view_fn: Callable[[Image.Image], PageViews] | None = None):
+                 view_fn: Callable[[Image.Image], PageViews] | None = None, resolution_mode: str | None = None):
         # single_view: each page as one contain-resized global view (ocr2.processing.image.single_view), for models
-        # trained with data_mode=single_view; it overrides crop_mode. view_fn (page -> PageViews) overrides both,
-        # e.g. `lambda page: ocr2.modes.views_for(page, "tiny")` to read in one of v1's resolution modes.
+        # trained with data_mode=single_view; it overrides crop_mode. resolution_mode (one of ocr2.modes.MODES, e.g.
+        # "tiny") reads with that v1 token budget's views, for models trained with it (`resolution=tiny`); view_fn
+        # (page -> PageViews) is the general form and overrides all three.
         self.model, self.tokenizer = model.eval(), tokenizer
+        self.resolution_mode = None
+        if resolution_mode is not None and view_fn is None:
+            mode = get_mode(resolution_mode)
+            missing = [s for s in mode.view_sizes if s not in model.config.encoder.query_view_sizes]
+            if missing:
+                raise ValueError(f"resolution mode {mode.name!r} needs flow-query tables for view sizes {missing}; "
+                                 f"the model has {list(model.config.encoder.query_view_sizes)} "
+                                 f"(train with resolution={mode.name}, or grow them with ocr2.modes.add_query_tables)")
+            self.resolution_mode = mode.name
+            view_fn = functools.partial(views_for, mode=mode)
         self.single_view, self.view_fn = single_view, view_fn
         self.prompt = PROMPTS.get(prompt, prompt)
         self.crop_mode, self.max_new_tokens, self.batch_size = crop_mode, max_new_tokens, batch_size

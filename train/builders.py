@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ocr2 import OCR2Config
+from ocr2.modes import apply_mode
 
 
 def _deep_merge(base: dict, delta: dict, path: str = "") -> dict:
@@ -26,6 +27,20 @@ def build_model_config(model_cfg: DictConfig | dict) -> OCR2Config:
     d = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
     preset = d.pop("preset", "tiny")
     return OCR2Config.from_dict(_deep_merge(OCR2Config.from_preset(preset).to_dict(), d))
+
+
+def resolution_mode(cfg: DictConfig | dict) -> str | None:
+    """The run's `resolution` group choice (a name in ocr2.modes.MODES), or None when the stage's data_mode rules."""
+    res = cfg.get("resolution")
+    return None if not res else str(res["name"])
+
+
+def build_run_model_config(cfg: DictConfig) -> OCR2Config:
+    """The run's model config: the `model` group, then the `resolution` group's token budget on top of it (its
+    global view / crop size, and a flow-query table for each of its view sizes)."""
+    model_cfg = build_model_config(cfg.model)
+    mode = resolution_mode(cfg)
+    return apply_mode(model_cfg, mode) if mode else model_cfg
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

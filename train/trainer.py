@@ -15,7 +15,7 @@ from ocr2 import OCR2Model
 from ocr2.processing.text import ByteTokenizer, load_tokenizer
 from ocr2.weights import save_state_dict
 from train import stages
-from train.builders import build_deepspeed_config, build_model_config, resolve_precision
+from train.builders import build_deepspeed_config, build_run_model_config, resolve_precision
 from train.checkpointing import CheckpointManager
 from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks
 from train.metrics import MetricsLogger
@@ -93,7 +93,7 @@ def train(cfg: DictConfig) -> dict:
     dtype = resolve_precision(cfg.trainer.precision, info.device)
     metrics = MetricsLogger(run_dir, cfg, enabled=info.is_main)
 
-    model_cfg = build_model_config(cfg.model)
+    model_cfg = build_run_model_config(cfg)
     model = OCR2Model(model_cfg)
     tokenizer = load_tokenizer(cfg.init_from) if cfg.init_from and Path(cfg.init_from, "ocr2_tokenizer.json").exists() \
         else ByteTokenizer()

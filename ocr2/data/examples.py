@@ -3,6 +3,8 @@
 - `single_view` (stage 1, encoder pretraining): the page alone at one fixed resolution, 768² or 1024², contain-
   resized and padded like the release's global view; no crops. Decoder positions: view tokens + 1 separator.
 - `multi_crop` (stage 2 and 3): the official preprocessing, a 1024² global view plus 0 or 2..6 crops of 768².
+- `resolution_mode` (either stage): one of DeepSeek-OCR v1's token budgets (ocr2.modes: tiny, small, base, large,
+  gundam, ocr2), the views exactly as `ocr2.modes.views_for` makes them; it replaces both modes above.
 
 Checks that make a sample unusable raise `BadSample` (see skips.py) in this order: empty text (no image decode
 needed), undecodable image, too many tokens for `max_length`.
@@ -21,6 +23,7 @@ from ocr2.config import OCR2Config
 from ocr2.data.markdown import grounded_markdown
 from ocr2.data.schema import sample_blocks, sample_relations
 from ocr2.data.skips import BadSample
+from ocr2.modes import get_mode, views_for
 from ocr2.processing.image import ImageError, load_image, preprocess, single_view
 from ocr2.processing.text import PROMPT_MARKDOWN, Tokenizer, encode_example
 
@@ -67,13 +70,20 @@ def open_image(value: Any, sample_id: str, max_pixels: int | None = None) -> Ima
 
 class ExampleEncoder:
     def __init__(self, tokenizer: Tokenizer, config: OCR2Config, mode: str = "multi_crop", max_length: int = 8192,
-                 prompt: str | None = None, target: str = "markdown", max_pixels: int | None = 64_000_000):
+                 prompt: str | None = None, target: str = "markdown", max_pixels: int | None = 64_000_000,
+                 resolution_mode: str | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown data mode {mode!r}; choose from {MODES}")
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; choose from {TARGETS}")
         self.tokenizer, self.config, self.mode, self.max_length = tokenizer, config, mode, int(max_length)
         self.target, self.max_pixels = target, max_pixels
+        self.resolution_mode = get_mode(resolution_mode) if resolution_mode else None
+        if self.resolution_mode is not None:
+            missing = [s for s in self.resolution_mode.view_sizes if s not in config.encoder.query_view_sizes]
+            if missing:
+                raise ValueError(f"resolution mode {self.resolution_mode.name!r}: the model config has no flow-query "
+                                 f"table for view sizes {missing} (build it with ocr2.modes.apply_mode)")
         self.prompt = prompt or (PROMPT_MARKDOWN if target == "grounded" else PROMPT_PLAIN_MARKDOWN)
 
     def answer(self, row: dict[str, Any]) -> str:
@@ -90,7 +100,13 @@ class ExampleEncoder:
         if not answer.strip():
             raise BadSample("empty_text", f"{sample_id}: no {self.target} text")
         image = open_image(row.get("image"), sample_id, self.max_pixels)
-        if self.mode == "single_view":
+        if self.resolution_mode is not None:
+            views = views_for(image, self.resolution_mode)
+            view, crops, num_crops = views.global_view, views.crops, views.num_crops
+            size = self.resolution_mode.global_size
+            count = self.config.view_output_tokens(size) + 1 + (
+                num_crops * self.config.view_output_tokens(self.resolution_mode.crop_size) if num_crops else 0)
+        elif self.mode == "single_view":
             size = int(view_size or self.config.global_view_size)
             views = single_view(image, size, self.config.crop_size)
             view, crops, num_crops = views.global_view, views.crops, views.num_crops

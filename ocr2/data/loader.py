@@ -48,6 +48,7 @@ class DataConfig:
     seed: int = 0
     epochs: int | None = None  # None: repeat forever (step-based training)
     mix: int = 4  # row groups mixed together by one reader
+    resolution_mode: str | None = None  # one of ocr2.modes.MODES: its views replace `mode` / `view_sizes`
 
 
 class PageBatches(IterableDataset):
@@ -120,7 +121,8 @@ class TrainLoader:
             raise ValueError(f"rank {rank} out of range for world size {world_size}")
         self.cfg, self.tokenizer, self.rank, self.world_size = cfg, tokenizer, rank, world_size
         files = find_parquet_files(cfg.path, cfg.split)
-        self.encoder = ExampleEncoder(tokenizer, model_config, cfg.mode, cfg.max_length, cfg.prompt, cfg.target)
+        self.encoder = ExampleEncoder(tokenizer, model_config, cfg.mode, cfg.max_length, cfg.prompt, cfg.target,
+                                      resolution_mode=cfg.resolution_mode)
         columns = COLUMNS_FOR_TARGET[cfg.target]
         self.stream = ShardedStream(files, columns=columns, seed=cfg.seed, shuffle=cfg.shuffle, mix=cfg.mix)
         missing = [c for c in columns if c not in self.stream.column_names and c != "relations"]
