@@ -1,0 +1,70 @@
+"""`ocr2-eval` (Hydra) in a real process: checkpoint x dataset -> predictions in the OmniDocBench layout
+(`predictions/<image stem>.md`), metrics.json with the protocol, summary.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from data_helpers import page_row, write_split
+from ocr2 import OCR2Model
+from ocr2.modes import apply_mode
+from ocr2.pipeline import save_with_tokenizer
+from ocr2.processing.text import ByteTokenizer
+from train.builders import build_model_config
+from train_harness import ROOT, env
+
+
+def _micro():
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return build_model_config(compose(config_name="train", overrides=["model=micro"]).model)
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> Path:
+    return write_split(tmp_path_factory.mktemp("pages"), "validation", [page_row(i, prefix="v") for i in range(3)])
+
+
+def _ocr2_eval(model: Path, data: Path, out: Path, *overrides: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "eval.evaluate", f"checkpoint={model}", f"data.path={data}",
+                           f"out_dir={out}", f"hydra.run.dir={out}", "max_new_tokens=6", "device=cpu", *overrides],
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def single_view_eval(pages, tmp_path_factory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("eval")
+    save_with_tokenizer(OCR2Model(_micro()), ByteTokenizer(), tmp / "model")
+    out = tmp / "out"
+    return out, _ocr2_eval(tmp / "model", pages, out, "single_view=true", "prompt=free_ocr")
+
+
+def test_predictions_are_written_per_page_stem(single_view_eval):
+    out, _ = single_view_eval
+    assert sorted(p.name for p in (out / "predictions").glob("*.md")) == ["v0000.md", "v0001.md", "v0002.md"]
+
+
+def test_metrics_carry_the_protocol(single_view_eval):
+    _, metrics = single_view_eval
+    proto = metrics["protocol"]
+    assert proto["single_view"] is True and proto["prompt"] == "<image>\nFree OCR."
+    assert proto["decoding"]["method"] == "greedy" and proto["decoding"]["max_new_tokens"] == 6
+    assert "post_processing" in proto and metrics["summary"]["pages"] == 3
+
+
+def test_summary_table_is_written(single_view_eval):
+    out, _ = single_view_eval
+    assert (out / "summary.md").read_text().startswith("| pages | page_ned |")
+
+
+def test_resolution_mode_is_read_and_recorded(pages, tmp_path):
+    save_with_tokenizer(OCR2Model(apply_mode(_micro(), "tiny")), ByteTokenizer(), tmp_path / "model")
+    metrics = _ocr2_eval(tmp_path / "model", pages, tmp_path / "out", "resolution_mode=tiny")
+    assert metrics["protocol"]["resolution_mode"] == "tiny"
