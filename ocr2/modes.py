@@ -73,7 +73,7 @@ from ocr2.processing.image import (
 
 __all__ = [
     "MODES", "MODE_LADDER", "ResolutionMode", "add_query_tables", "apply_mode", "config_for_modes", "get_mode",
-    "views_for",
+    "require_query_tables", "views_for",
 ]
 
 _RESAMPLE = Image.Resampling.BICUBIC
@@ -177,6 +177,18 @@ def _check_size(config: OCR2Config, size: int) -> None:
     step = config.vision.downsample
     if size % step:
         raise ValueError(f"view size {size} is not a multiple of the vision tokenizer's {step} px per token")
+
+
+def require_query_tables(config: OCR2Config, mode: str | ResolutionMode) -> ResolutionMode:
+    """`mode`, after checking that `config` has a flow-query table for each of its view sizes (a model cannot read
+    a view size it has no queries for)."""
+    m = get_mode(mode)
+    missing = [s for s in m.view_sizes if s not in config.encoder.query_view_sizes]
+    if missing:
+        raise ValueError(f"resolution mode {m.name!r} needs flow-query tables for view sizes {missing}; the model has "
+                         f"{list(config.encoder.query_view_sizes)} (train with resolution={m.name}, build the config "
+                         f"with ocr2.modes.apply_mode, or grow a model with ocr2.modes.add_query_tables)")
+    return m
 
 
 def config_for_modes(config: OCR2Config, modes: Iterable[str | ResolutionMode]) -> OCR2Config:

@@ -19,7 +19,7 @@ from PIL import Image
 from ocr2.generation import NoRepeatNGram
 from ocr2.grounding import Block, parse_grounding, strip_grounding
 from ocr2.modeling.model import OCR2Model
-from ocr2.modes import get_mode, views_for
+from ocr2.modes import require_query_tables, views_for
 from ocr2.processing.image import ImageError, PageViews, batch_views, load_image, preprocess, single_view
 from ocr2.processing.text import PROMPTS, Tokenizer, encode_prompt, load_tokenizer
 
@@ -104,12 +104,7 @@ class OCRPipeline:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.resolution_mode = None
         if resolution_mode is not None and view_fn is None:
-            mode = get_mode(resolution_mode)
-            missing = [s for s in mode.view_sizes if s not in model.config.encoder.query_view_sizes]
-            if missing:
-                raise ValueError(f"resolution mode {mode.name!r} needs flow-query tables for view sizes {missing}; "
-                                 f"the model has {list(model.config.encoder.query_view_sizes)} "
-                                 f"(train with resolution={mode.name}, or grow them with ocr2.modes.add_query_tables)")
+            mode = require_query_tables(model.config, resolution_mode)
             self.resolution_mode = mode.name
             view_fn = functools.partial(views_for, mode=mode)
         self.single_view, self.view_fn = single_view, view_fn

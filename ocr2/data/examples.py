@@ -23,7 +23,7 @@ from ocr2.config import OCR2Config
 from ocr2.data.markdown import grounded_markdown
 from ocr2.data.schema import sample_blocks, sample_relations
 from ocr2.data.skips import BadSample
-from ocr2.modes import get_mode, views_for
+from ocr2.modes import require_query_tables, views_for
 from ocr2.processing.image import ImageError, load_image, preprocess, single_view
 from ocr2.processing.text import PROMPT_MARKDOWN, Tokenizer, encode_example
 
@@ -78,12 +78,7 @@ class ExampleEncoder:
             raise ValueError(f"unknown target {target!r}; choose from {TARGETS}")
         self.tokenizer, self.config, self.mode, self.max_length = tokenizer, config, mode, int(max_length)
         self.target, self.max_pixels = target, max_pixels
-        self.resolution_mode = get_mode(resolution_mode) if resolution_mode else None
-        if self.resolution_mode is not None:
-            missing = [s for s in self.resolution_mode.view_sizes if s not in config.encoder.query_view_sizes]
-            if missing:
-                raise ValueError(f"resolution mode {self.resolution_mode.name!r}: the model config has no flow-query "
-                                 f"table for view sizes {missing} (build it with ocr2.modes.apply_mode)")
+        self.resolution_mode = require_query_tables(config, resolution_mode) if resolution_mode else None
         self.prompt = prompt or (PROMPT_MARKDOWN if target == "grounded" else PROMPT_PLAIN_MARKDOWN)
 
     def answer(self, row: dict[str, Any]) -> str:
