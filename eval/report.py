@@ -45,6 +45,7 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
     from eval.pages import iter_pages
     from ocr2.pipeline import OCRPipeline
     from ocr2.weights import resolve_model_dir
+    from train.builders import resolution_mode
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     data = cfg["data"]["path"]
@@ -57,7 +58,7 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
     # ... and with the views it trained on (single_view runs: one contain-resized global view, no crops).
     # A `resolution` group choice (v1 token budget) replaces the stage's data mode.
     mode = (cfg.get("stage") or {}).get("data_mode", "multi_crop")
-    resolution = (cfg.get("resolution") or {}).get("name")
+    resolution = resolution_mode(cfg)
     pipe = OCRPipeline.from_pretrained(resolve_model_dir(run), device="cpu", max_new_tokens=max_new_tokens,
                                        batch_size=16, prompt=prompt, single_view=mode == "single_view",
                                        resolution_mode=resolution)

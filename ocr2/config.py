@@ -123,11 +123,13 @@ class OCR2Config:
             return self.num_queries(view_size)
         return self.vision.tokens_for(view_size)
 
-    def image_token_count(self, num_crops: int, global_size: int | None = None) -> int:
-        """Decoder positions one image occupies: crops, global view, view separator (§1.4). `global_size`
-        overrides the global view size (stage 1 trains on single 768² or 1024² views, no crops)."""
+    def image_token_count(self, num_crops: int, global_size: int | None = None, crop_size: int | None = None) -> int:
+        """Decoder positions one image occupies: crops, global view, view separator (§1.4). `global_size` /
+        `crop_size` override the config's view sizes (stage 1 trains on single 768² or 1024² views; v1's resolution
+        modes use 512-1280² views and 640² tiles)."""
         glob = self.global_view_size if global_size is None else global_size
-        return num_crops * self.view_output_tokens(self.crop_size) + self.view_output_tokens(glob) + 1
+        crops = num_crops * self.view_output_tokens(crop_size or self.crop_size) if num_crops else 0
+        return crops + self.view_output_tokens(glob) + 1
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -175,7 +175,8 @@ class OCRPipeline:
             views = [single_view(img, cfg.global_view_size, cfg.crop_size) for _, img in batch]
         else:
             views = [preprocess(img, cfg.global_view_size, cfg.crop_size, crop_mode=self.crop_mode) for _, img in batch]
-        counts = [_image_positions(cfg, v) for v in views]
+        # `<image>` positions from the views' own sizes (a view_fn may use sizes other than the config's).
+        counts = [cfg.image_token_count(v.num_crops, v.global_view.shape[-1], v.crops.shape[-1]) for v in views]
         prompts = [encode_prompt(tok, self.prompt, [n]) for n in counts]
         width = max(map(len, prompts))
         ids = torch.full((len(batch), width), tok.pad_id, dtype=torch.long)
@@ -198,13 +199,6 @@ class OCRPipeline:
             res.blocks = parse_grounding(res.raw, *img.size)
             res.prompt_tokens, res.image_tokens = len(p), n
             res.generated_tokens, res.hit_token_limit, res.seconds = len(tokens), not ended, share
-
-
-def _image_positions(cfg, views: PageViews) -> int:
-    """`<image>` positions of one page, from the views' own sizes (a view_fn may use sizes other than the
-    config's): crops, global view, view separator, as `OCR2Config.image_token_count`."""
-    crops = views.num_crops * cfg.view_output_tokens(views.crops.shape[-1]) if views.num_crops else 0
-    return crops + cfg.view_output_tokens(views.global_view.shape[-1]) + 1
 
 
 def save_with_tokenizer(model: OCR2Model, tokenizer: Tokenizer, directory) -> None:

@@ -99,8 +99,7 @@ class ExampleEncoder:
             views = views_for(image, self.resolution_mode)
             view, crops, num_crops = views.global_view, views.crops, views.num_crops
             size = self.resolution_mode.global_size
-            count = self.config.view_output_tokens(size) + 1 + (
-                num_crops * self.config.view_output_tokens(self.resolution_mode.crop_size) if num_crops else 0)
+            count = self.config.image_token_count(num_crops, size, self.resolution_mode.crop_size)
         elif self.mode == "single_view":
             size = int(view_size or self.config.global_view_size)
             views = single_view(image, size, self.config.crop_size)
