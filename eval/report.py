@@ -3,6 +3,8 @@
 For each run: its resolved config (the swept values), the loss curve (metrics.jsonl) and held-out scores
 (`<run>/eval/metrics.json`, computed here with `--evaluate` when missing). Output: `report.md` (table with the
 scale and protocol), `loss.png`, and one bar chart per metric (`reading_order_edit.png`, `page_ned.png`, ...).
+Several sweeps of the same variants with different seeds (`ocr2-report multirun/a multirun/a_seed1 ...`) add a
+mean ± std table per variant and `<metric>_seeds.png` (eval/report_seeds.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from eval.plots import loss_curves, metric_bars
+from eval.plots import loss_curves, metric_bars, metric_spread
+from eval.report_seeds import group_rows, seed_summary
 from eval.report_table import render_markdown_table
 
 METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate", "vision_gain"]
@@ -38,6 +41,10 @@ def run_label(run: Path, keys: list[str]) -> str:
             node = node.get(k) if isinstance(node, dict) else None
         parts.append(f"{key.split('.')[-1]}={node}")
     return ", ".join(parts) if parts else run.name
+
+
+def run_seed(run: Path) -> int | None:
+    return yaml.safe_load((run / "config.yaml").read_text()).get("seed")
 
 
 def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
@@ -94,23 +101,36 @@ def main(argv: list[str] | None = None) -> int:
     varying = [k for i, k in enumerate(keys) if len({labels[r].split(", ")[i] for r in runs}) > 1]
     labels = {run: run_label(run, varying) for run in runs} if varying else labels
 
+    # Runs that share a label differ only by seed: each gets its seed in its own label, and a second table
+    # (eval/report_seeds.py) gives mean ± std per configuration.
+    seeds = {run: run_seed(run) for run in runs}
+    repeated = len(set(labels.values())) < len(runs)
     rows, curves, scores = [], {}, {}
     for run in runs:
+        name = f"{labels[run]}, seed={seeds[run]}" if repeated else labels[run]
         steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        curves[labels[run]] = [(m["step"], m["loss"]) for m in steps]
+        curves[name] = [(m["step"], m["loss"]) for m in steps]
         metrics_file = run / "eval" / "metrics.json"
         if not metrics_file.exists() and args.evaluate:
             evaluate_run(run, args.eval_pages, args.max_new_tokens)
         summary = json.loads(metrics_file.read_text())["summary"] if metrics_file.exists() else {}
-        scores[labels[run]] = summary
+        scores[name] = summary
         final = next((m["loss"] for m in reversed(steps) if m["loss"] is not None), None)
-        rows.append({"run": labels[run], "steps": steps[-1]["step"] if steps else 0, "final_loss": final,
-                     **{m: summary.get(m) for m in METRICS}})
+        rows.append({"run": name, "label": labels[run], "seed": seeds[run], "steps": steps[-1]["step"] if steps else 0,
+                     "final_loss": final, **{m: summary.get(m) for m in METRICS}})
     table = render_markdown_table(rows, ["run", "steps", "final_loss", *METRICS])
     loss_curves(curves, out / "loss.png")
     for m in METRICS:
         if any(s.get(m) is not None for s in scores.values()):
             metric_bars(scores, m, out / f"{m}.png")
+    if repeated:
+        by_label = [dict(r, run=r["label"]) for r in rows]
+        table += "\n\nAcross seeds (mean ± sample std):\n\n" + render_markdown_table(
+            seed_summary(by_label, ["final_loss", *METRICS]), ["run", "runs", "seeds", "final_loss", *METRICS])
+        for m in METRICS:
+            groups = {label: [r[m] for r in group] for label, group in group_rows(by_label).items()}
+            if any(v is not None for vs in groups.values() for v in vs):
+                metric_spread(groups, m, out / f"{m}_seeds.png")
     (out / "report.md").write_text(f"{table}\n\nRuns: {', '.join(str(r) for r in runs)}\n")
     print(table)
     print(f"ocr2-report: report.md and plots in {out}")
