@@ -7,9 +7,9 @@ no schedule, renderer or experiment; every choice below is ours (and a parameter
 
 - Rendering (`PageRenderer`, ocr2/memory_render.py): turns are written as "Role: text" in DejaVu Sans (Pillow's
   default font as a fallback) onto square white pages, 1280 px with a 22 px font by default (~100 characters x 43
-  lines, ~4,000 characters per page). Square, because v1's Tiny/Small squash the page to a square (reference §E.2); 1280,
-  so that the most faithful tier (Large 1280², Gundam's 2 x 2 tiles of 640 cut from a 1280² resize) sees the
-  page at its native resolution and every later tier is a pure downscale of the same pixels, which is the
+  lines, ~4,000 characters per page). Square, because v1's Tiny/Small squash the page to a square (reference
+  §E.2); 1280, so that the most faithful tier (Large 1280², Gundam's 2 x 2 tiles of 640 cut from a 1280² resize)
+  sees the page at its native resolution and every later tier is a pure downscale of the same pixels, which is the
   paper's "progressively resizing older images".
 - Schedule (`MemorySchedule`): age in turns (0 = the newest) -> tier, by thresholds. The default doubles the
   age span per step, after Fig. 13's six stages: ages 0-3 text, 4-7 Gundam, 8-15 Large, 16-31 Base, 32-63 Small,
@@ -59,8 +59,8 @@ from ocr2.modes import MODE_LADDER, MODES, get_mode, views_for
 from ocr2.processing.image import PageViews
 
 __all__ = [
-    "DEFAULT_SCHEDULE", "DEJAVU_SANS", "GlyphGridRenderer", "ImageGroup", "MemoryBudgetError", "MemoryInput", "MemorySchedule",
-    "PageLayout", "PageRenderer", "Segment", "TEXT", "Turn", "build_memory", "embed_memory",
+    "DEFAULT_SCHEDULE", "DEJAVU_SANS", "GlyphGridRenderer", "ImageGroup", "MemoryBudgetError", "MemoryInput",
+    "MemorySchedule", "PageLayout", "PageRenderer", "Segment", "TEXT", "Turn", "build_memory", "embed_memory",
     "generate_from_embeds", "save_pages", "text_only_tokens", "turn_text",
 ]
 
