@@ -17,6 +17,7 @@ views only). At toy scale, with the model of `experiment=memory_tiers` (reads gl
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -42,13 +43,14 @@ def budgets_for(pipe: OCRPipeline) -> list[tuple[str, int, bool]]:
     return out
 
 
-def mode_budgets(names: str) -> list[tuple[str, object]]:
-    """(label, page -> PageViews) for v1's resolution modes (ocr2.modes.MODES), e.g. 'tiny,small,base'."""
-    from ocr2.modes import get_mode, views_for
+def mode_budgets(names: str, config) -> list[tuple[str, object]]:
+    """(label, page -> PageViews) for v1's resolution modes (ocr2.modes.MODES), e.g. 'tiny,small,base'; each mode
+    must have the model's flow-query tables (`config`)."""
+    from ocr2.modes import require_query_tables, views_for
 
-    modes = [get_mode(n.strip()) for n in names.split(",") if n.strip()]
+    modes = [require_query_tables(config, n.strip()) for n in names.split(",") if n.strip()]
     return [(f"{m.name} ({m.description.split(': ', 1)[-1]})" if m.description else m.name,
-             lambda page, m=m: views_for(page, m)) for m in modes]
+             functools.partial(views_for, mode=m)) for m in modes]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     base_cfg = pipe.model.config
     rows, lines = [], {}
     if args.modes:
-        budgets = [(label, fn, None, None) for label, fn in mode_budgets(args.modes)]
+        budgets = [(label, fn, None, None) for label, fn in mode_budgets(args.modes, pipe.model.config)]
     else:
         budgets = [(label, None, size, crop_mode) for label, size, crop_mode in budgets_for(pipe)
                    if not (args.no_crops and crop_mode)]

@@ -32,8 +32,12 @@ def find_runs(paths: list[str]) -> list[Path]:
     return runs
 
 
-def run_label(run: Path, keys: list[str]) -> str:
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+def run_config(run: Path) -> dict:
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def run_label(run: Path, cfg: dict, keys: list[str]) -> str:
+    """`key=value` of each config key (last path component), or the directory name when there are none."""
     parts = []
     for key in keys:
         node = cfg
@@ -43,10 +47,6 @@ def run_label(run: Path, keys: list[str]) -> str:
     return ", ".join(parts) if parts else run.name
 
 
-def run_seed(run: Path) -> int | None:
-    return yaml.safe_load((run / "config.yaml").read_text()).get("seed")
-
-
 def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
     from eval.harness import evaluate, protocol
     from eval.pages import iter_pages
@@ -54,7 +54,7 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
     from ocr2.weights import resolve_model_dir
     from train.builders import resolution_mode
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = run_config(run)
     data = cfg["data"]["path"]
     from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN
     from ocr2.processing.text import PROMPT_MARKDOWN
@@ -97,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or args.runs[0])
     out.mkdir(parents=True, exist_ok=True)
     keys = [k for k in args.keys.split(",") if k]
-    labels = {run: run_label(run, keys) for run in runs}
+    configs = {run: run_config(run) for run in runs}
+    labels = {run: run_label(run, configs[run], keys) for run in runs}
     varying = [k for i, k in enumerate(keys) if len({labels[r].split(", ")[i] for r in runs}) > 1]
-    labels = {run: run_label(run, varying) for run in runs} if varying else labels
+    labels = {run: run_label(run, configs[run], varying) for run in runs} if varying else labels
 
     # Runs that share a label differ only by seed: each gets its seed in its own label, and a second table
     # (eval/report_seeds.py) gives mean ± std per configuration.
-    seeds = {run: run_seed(run) for run in runs}
+    seeds = {run: configs[run].get("seed") for run in runs}
     repeated = len(set(labels.values())) < len(runs)
     rows, curves, scores = [], {}, {}
     for run in runs:

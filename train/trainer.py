@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ocr2 import OCR2Model
 from ocr2.processing.text import ByteTokenizer, load_tokenizer
-from ocr2.weights import save_state_dict
+from ocr2.weights import resolve_model_dir, save_state_dict
 from train import stages
 from train.builders import build_deepspeed_config, build_run_model_config, resolve_precision
 from train.checkpointing import CheckpointManager
@@ -37,11 +37,9 @@ def _broadcast_run_dir(run_dir: str) -> Path:
     return Path(obj[0])
 
 
-def _load_init(model: OCR2Model, path: str, modules: list[str] | None) -> None:
+def _load_init(model: OCR2Model, path: str | Path, modules: list[str] | None) -> None:
     """Take the previous stage's weights (all, or only some top-level modules, e.g. stage 1 keeps the encoder).
     `path`: a from_pretrained directory or a training run (its latest checkpoint)."""
-    from ocr2.weights import resolve_model_dir
-
     source = OCR2Model.from_pretrained(resolve_model_dir(path))
     state = source.state_dict()
     if modules:
@@ -95,13 +93,16 @@ def train(cfg: DictConfig) -> dict:
 
     model_cfg = build_run_model_config(cfg)
     model = OCR2Model(model_cfg)
-    tokenizer = load_tokenizer(cfg.init_from) if cfg.init_from and Path(cfg.init_from, "ocr2_tokenizer.json").exists() \
-        else ByteTokenizer()
+    # init_from: a from_pretrained directory or a training run (its latest checkpoint); its tokenizer, if it saved
+    # one, comes with its weights.
+    init_dir = resolve_model_dir(cfg.init_from) if cfg.init_from else None
+    has_tokenizer = init_dir is not None and (init_dir / "ocr2_tokenizer.json").exists()
+    tokenizer = load_tokenizer(init_dir) if has_tokenizer else ByteTokenizer()
     if tokenizer.vocab_size > model_cfg.decoder.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the decoder vocabulary is "
                          f"{model_cfg.decoder.vocab_size}")
-    if cfg.init_from:
-        _load_init(model, cfg.init_from, list(cfg.init_modules) if cfg.init_modules else None)
+    if init_dir:
+        _load_init(model, init_dir, list(cfg.init_modules) if cfg.init_modules else None)
     if cfg.trainer.activation_checkpointing:
         model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = True
     frozen = stages.apply_freezing(model, list(cfg.stage.frozen))
