@@ -1,9 +1,9 @@
-"""`ocr2-data` (also `python -m data_pipelines`): build page datasets and benchmark the synthetic renderer.
+"""`ocr2-data` (also `python -m data_pipelines`): build page datasets (the renderer's benchmark is
+`python -m eval.bench.data`, beside the other benchmarks).
 
     ocr2-data synth data/synth --train 10000 --validation 200 --workers 8 --languages en=0.7,zh=0.3
     ocr2-data omnidocbench data/omnidocbench --json OmniDocBench.json --images images/
     ocr2-data folder data/scans --root scans/ --validation-fraction 0.05
-    ocr2-data bench --pages 50 --long-side 1024
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _long_side(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"--long-side expects N or LO-HI pixels, got {text!r}") from e
 
 
-def _add_synth_config_args(p: argparse.ArgumentParser) -> None:
+def add_synth_config_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("page generator (override --config)")
     g.add_argument("--config", help="SynthConfig as JSON (every knob; the flags below override it)")
     g.add_argument("--languages", help="language mix, e.g. en=0.7,zh=0.3")
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="render processes (default 1)")
     p.add_argument("--image-format", choices=("png", "jpeg"), default="png")
     _add_writer_args(p)
-    _add_synth_config_args(p)
+    add_synth_config_args(p)
 
     p = sub.add_parser("omnidocbench", help="OmniDocBench JSON + images -> dataset")
     p.add_argument("out", help="output dataset directory")
@@ -86,11 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-fraction", type=float, default=0.05)
     _add_writer_args(p)
 
-    p = sub.add_parser("bench", help="synthetic pages per second on one core")
-    p.add_argument("--pages", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-format", choices=("png", "jpeg"), default="png")
-    _add_synth_config_args(p)
     return parser
 
 
@@ -119,13 +114,6 @@ def main(argv: list[str] | None = None) -> int:
             info = build_folder(args.out, args.root, args.validation_fraction, args.rows_per_shard,
                                 args.row_group_size, command)
             print(f"{args.out}: {info['splits']}, skipped {info['skipped'] or 'none'}")
-        elif args.command == "bench":
-            from data_pipelines.bench import bench, report
-
-            cfg = synth_config(args)
-            if not args.long_side:
-                cfg = dataclasses.replace(cfg, long_side=(1024, 1024))
-            print(report(bench(cfg, args.pages, args.seed, args.image_format)))
     except (FileNotFoundError, ValueError) as e:
         print(f"ocr2-data {args.command}: error: {e}", file=sys.stderr)
         return 2

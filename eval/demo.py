@@ -27,14 +27,14 @@ from eval.harness import evaluate, protocol
 from eval.pages import iter_pages
 from eval.plots import loss_curves, metric_bars
 from eval.report_table import render_markdown_table
-from eval.vision_reliance import vision_reliance
+from eval.research.vision_reliance import vision_reliance
 from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN
 from ocr2.pipeline import OCRPipeline, save_with_tokenizer
 from ocr2.processing.text import ByteTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["model", "pages", "page_ned", "text_edit", "reading_order_edit", "repetition_rate", "page_loss",
-           "blank_loss", "vision_gain", "visual_variation"]  # the last four come from eval.vision_reliance
+           "blank_loss", "vision_gain", "visual_variation"]  # the last four come from eval.research.vision_reliance
 
 
 def _run(cmd: list[str], what: str) -> None:

@@ -72,7 +72,7 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
     pages = list(iter_pages(data, "validation", limit))
     result = evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
     # Reading or guessing: held-out loss with blank pages minus loss with the real pages (eval/vision_reliance.py).
-    from eval.vision_reliance import vision_reliance
+    from eval.research.vision_reliance import vision_reliance
 
     result["summary"]["vision_gain"] = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, mode,
                                                     resolution_mode=resolution)["vision_gain"]

@@ -24,7 +24,7 @@ def test_study_scores_every_view_size_budget_and_writes_table_and_plot(tmp_path)
     subprocess.run([sys.executable, "-m", "data_pipelines", "synth", str(tmp_path / "data"), "--train", "0",
                     "--validation", "3", "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"],
                    cwd=ROOT, env=env(), check=True, capture_output=True)
-    proc = subprocess.run([sys.executable, "-m", "eval.compression_study", "--model", str(tmp_path / "model"),
+    proc = subprocess.run([sys.executable, "-m", "eval.research.compression_study", "--model", str(tmp_path / "model"),
                            "--data", str(tmp_path / "data"), "--pages", "3", "--max-new-tokens", "4", "--no-crops",
                            "--out", str(tmp_path / "out")], cwd=ROOT, env=env(), capture_output=True, text=True,
                           timeout=300)
@@ -45,7 +45,7 @@ def test_study_reads_in_v1_resolution_modes(tmp_path):
     subprocess.run([sys.executable, "-m", "data_pipelines", "synth", str(tmp_path / "data"), "--train", "0",
                     "--validation", "2", "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"],
                    cwd=ROOT, env=env(), check=True, capture_output=True)
-    proc = subprocess.run([sys.executable, "-m", "eval.compression_study", "--model", str(tmp_path / "model"),
+    proc = subprocess.run([sys.executable, "-m", "eval.research.compression_study", "--model", str(tmp_path / "model"),
                            "--data", str(tmp_path / "data"), "--pages", "2", "--max-new-tokens", "2",
                            "--modes", "tiny,base", "--out", str(tmp_path / "out")], cwd=ROOT, env=env(),
                           capture_output=True, text=True, timeout=300)

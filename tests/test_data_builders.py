@@ -126,11 +126,6 @@ def test_cli_reports_a_bad_input_file_by_name(tmp_path, capsys):
     assert "nope.json: cannot read OmniDocBench JSON" in capsys.readouterr().err
 
 
-def test_cli_bench_prints_pages_per_second(capsys):
-    assert main(["bench", "--pages", "2", "--long-side", "384", "--languages", "en"]) == 0
-    assert re.search(r"1 core: [\d.]+ pages/s rendered", capsys.readouterr().out)
-
-
 def test_python_dash_m_data_pipelines_is_the_same_command():
     result = subprocess.run([sys.executable, "-m", "data_pipelines", "--help"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1], timeout=60)

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from ocr2 import OCR2Config, OCR2Model
-from ocr2.analysis import flow_attention, reading_path
+from eval.research.flow_analysis import flow_attention, reading_path
 
 
 def _model():
@@ -39,7 +39,7 @@ def test_hooked_encoder_output_equals_the_normal_encoder():
 
 
 def test_flow_plot_writes_a_png(tmp_path):
-    from eval.flow_plot import plot
+    from eval.research.flow_plot import plot
 
     out = plot(_model(), Image.new("RGB", (300, 200), "white"), tmp_path / "flow.png")
     assert out.stat().st_size > 1000

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ocr2 import OCR2Config, OCR2Model
-from ocr2.memory import (
+from eval.research.memory import (
     DEFAULT_SCHEDULE, MemoryBudgetError, MemorySchedule, PageRenderer, Turn, build_memory, embed_memory,
     generate_from_embeds, text_only_tokens, turn_text,
 )

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ocr2 import OCR2Model
-from ocr2.memory import GlyphGridRenderer
+from eval.research.memory import GlyphGridRenderer
 from ocr2.pipeline import save_with_tokenizer
 from ocr2.processing.text import ByteTokenizer
 from train_harness import ROOT, env
@@ -38,7 +38,7 @@ def test_glyph_grid_read_back_scores_every_tier_and_plots(tmp_path):
         cfg = compose(config_name="train", overrides=["experiment=memory_tiers"])
     torch.manual_seed(0)
     save_with_tokenizer(OCR2Model(build_model_config(cfg.model)), ByteTokenizer(), tmp_path / "model")
-    proc = subprocess.run([sys.executable, "-m", "eval.memory_experiment", "--out", str(tmp_path / "out"),
+    proc = subprocess.run([sys.executable, "-m", "eval.research.memory_experiment", "--out", str(tmp_path / "out"),
                            "--turns", "1,4", "--checkpoint", str(tmp_path / "model"), "--glyph-grid", "--pages", "1",
                            "--max-new-tokens", "4"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

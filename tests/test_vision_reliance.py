@@ -1,4 +1,4 @@
-"""eval.vision_reliance: answer loss with the page vs. a blank page, the check that a model reads."""
+"""eval.research.vision_reliance: answer loss with the page vs. a blank page, the check that a model reads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from data_helpers import page_image
-from eval.vision_reliance import vision_reliance
+from eval.research.vision_reliance import vision_reliance
 from ocr2 import OCR2Config, OCR2Model
 from ocr2.processing.text import ByteTokenizer
 
@@ -60,7 +60,7 @@ def test_command_line_reports_the_three_figures(tmp_path, capsys):
     import json
 
     from data_helpers import write_pages
-    from eval.vision_reliance import main
+    from eval.research.vision_reliance import main
     from ocr2.pipeline import save_with_tokenizer
 
     save_with_tokenizer(_model(), ByteTokenizer(), tmp_path / "model")

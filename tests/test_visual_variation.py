@@ -1,4 +1,4 @@
-"""ocr2.visual_variation: the share of the vision path's output that changes from page to page."""
+"""eval.research.visual_variation: the share of the vision path's output that changes from page to page."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from data_helpers import page_image
 from ocr2 import OCR2Config, OCR2Model
 from ocr2.processing.image import global_view, to_tensor
-from ocr2.visual_variation import across_image_share, visual_variation
+from eval.research.visual_variation import across_image_share, visual_variation
 
 
 def _model() -> OCR2Model:

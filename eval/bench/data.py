@@ -1,4 +1,4 @@
-"""`ocr2-data bench`: synthetic pages per second on one core (render, and render + PNG encode as `synth` stores).
+"""`python -m eval.bench.data`: synthetic pages per second on one core (render, and render + PNG encode as `synth` stores).
 
 One process, so the number is per core; `synth --workers N` scales it by about N on N free cores.
 """
@@ -10,9 +10,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from data_pipelines.synth.config import SynthConfig
-from data_pipelines.synth.page import PageGenerator, page_seed
-from data_pipelines.writer import encode_image
+from data_pipelines import PageGenerator, SynthConfig, encode_image, page_seed
 
 
 def bench(config: SynthConfig, pages: int = 50, seed: int = 0, image_format: str = "png") -> dict[str, float]:
@@ -38,3 +36,25 @@ def report(result: dict[str, float]) -> str:
 
 def fixed_size(config: SynthConfig, long_side: int) -> SynthConfig:
     return dataclasses.replace(config, long_side=(long_side, long_side))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from data_pipelines import add_synth_config_args, synth_config
+
+    p = argparse.ArgumentParser(prog="python -m eval.bench.data", description=__doc__.splitlines()[0])
+    p.add_argument("--pages", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-format", choices=("png", "jpeg"), default="png")
+    add_synth_config_args(p)
+    args = p.parse_args(argv)
+    cfg = synth_config(args)
+    if not args.long_side:
+        cfg = fixed_size(cfg, 1024)
+    print(report(bench(cfg, args.pages, args.seed, args.image_format)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""`python -m eval.bench_mhc`: training-step overhead of hyper-connections (residual vs hc vs mhc).
+"""`python -m eval.bench.mhc`: training-step overhead of hyper-connections (residual vs hc vs mhc).
 
 Times forward + backward + AdamW step of the same model with each residual option on the same inputs (median of
 several repeats after a warm-up) and prints a table with the overhead relative to the plain residual.

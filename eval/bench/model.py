@@ -284,7 +284,7 @@ def peak_memory_cpu(args, workload: str, weights: str) -> dict[str, tuple[float,
     for who in ("ours", "port"):
         spec = dict(who=who, workload=workload, size=args.size, backend=args.backend, crops=args.crops,
                     new_tokens=args.new_tokens, weights=weights, threads=torch.get_num_threads())
-        res = subprocess.run([sys.executable, "-m", "eval.bench", "--child", json.dumps(spec)], check=True,
+        res = subprocess.run([sys.executable, "-m", "eval.bench.model", "--child", json.dumps(spec)], check=True,
                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
         data = json.loads(res.stdout.strip().splitlines()[-1])
         out[who] = (data["peak_kib"] / 1024, (data["peak_kib"] - data["before_kib"]) / 1024)

@@ -1,4 +1,4 @@
-"""`python -m eval.compression_study --model DIR --data DATASET`: the shape of DeepSeek-OCR's Fox table.
+"""`python -m eval.research.compression_study --model DIR --data DATASET`: the shape of DeepSeek-OCR's Fox table.
 
 DeepSeek-OCR (v1, Table 2) reports OCR precision against the compression ratio (text tokens / vision tokens) at
 several vision-token budgets. Here each budget is a way of showing the page to the same model — global view only,
@@ -10,7 +10,7 @@ Global-only budgets show the page as one contain-resized view (`OCRPipeline(sing
 `data_mode=single_view` training shows); `--no-crops` leaves out the crop budget (for models trained on single
 views only). At toy scale, with the model of `experiment=memory_tiers` (reads glyph-grid pages at 256/192/128 px):
 
-    python -m eval.compression_study --model runs/memory_tiers --data data/demo --no-crops \
+    python -m eval.research.compression_study --model runs/memory_tiers --data data/demo --no-crops \
         --prompt $'<image>\nConvert the document to markdown.' --out docs/compression
 """
 

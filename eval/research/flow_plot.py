@@ -1,4 +1,4 @@
-"""`python -m eval.flow_plot --model DIR --image page.png`: the causal-flow reading path as a PNG.
+"""`python -m eval.research.flow_plot --model DIR --image page.png`: the causal-flow reading path as a PNG.
 
 For the page's global view: per encoder layer (and averaged over layers), the visual token each flow query
 attends to most, drawn in query order over the page (a line through the token grid, coloured from first to
@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from ocr2 import OCR2Model  # noqa: E402
-from ocr2.analysis import flow_attention, reading_path  # noqa: E402
+from eval.research.flow_analysis import flow_attention, reading_path  # noqa: E402
 from ocr2.processing.image import global_view, load_image, to_tensor  # noqa: E402
 from ocr2.weights import resolve_model_dir  # noqa: E402
 

@@ -36,7 +36,7 @@ the decoder. When all images share one mode, `memory.model_inputs()` also gives 
 tiers' view sizes: `ocr2.modes.config_for_modes(config, schedule.image_modes)` for a new model,
 `ocr2.modes.add_query_tables(model, ...)` for a trained one.
 
-    from ocr2.memory import Turn, build_memory, embed_memory
+    from eval.research.memory import Turn, build_memory, embed_memory
     turns = [Turn(text, role=role) for role, text in history]          # ages: newest 0, oldest n-1
     memory = build_memory(turns, tokenizer, budget=4096, config=model.config, query="<|User|>What did I say?")
     print(memory.num_tokens, memory.text_only_tokens, memory.tier_counts())
@@ -54,7 +54,7 @@ import torch
 from PIL import Image
 
 from ocr2.config import OCR2Config
-from ocr2.memory_render import DEJAVU_SANS, GlyphGridRenderer, PageLayout, PageRenderer
+from eval.research.memory_render import DEJAVU_SANS, GlyphGridRenderer, PageLayout, PageRenderer
 from ocr2.modes import MODE_LADDER, MODES, get_mode, views_for
 from ocr2.processing.image import PageViews
 

@@ -1,14 +1,14 @@
 """Optical context memory experiment: context tokens vs turns, and read-back quality per age tier.
 
-    python -m eval.memory_experiment                       # (a) only: table + runs/memory/tokens_vs_turns.png
-    python -m eval.memory_experiment --checkpoint RUN_OR_MODEL_DIR --pages 2   # (a) and (b)
+    python -m eval.research.memory_experiment                       # (a) only: table + runs/memory/tokens_vs_turns.png
+    python -m eval.research.memory_experiment --checkpoint RUN_OR_MODEL_DIR --pages 2   # (a) and (b)
     ocr2-train experiment=memory_tiers                     # toy (b): a micro model that reads at 3 view sizes
-    python -m eval.memory_experiment --checkpoint runs/memory_tiers --glyph-grid --pages 32 \
+    python -m eval.research.memory_experiment --checkpoint runs/memory_tiers --glyph-grid --pages 32 \
         --prompt "<image>\nConvert the document to markdown."
 
 (a) A synthetic conversation (deterministic word salad, turns of --words-min..--words-max words, alternating
     User/Assistant) grows turn by turn; for each length the context cost is printed and plotted for: all turns
-    as text tokens; optical memory under the age schedule (ocr2.memory.DEFAULT_SCHEDULE unless --schedule);
+    as text tokens; optical memory under the age schedule (eval.research.memory.DEFAULT_SCHEDULE unless --schedule);
     and optical memory capped at --budget tokens. Counts use the checkpoint's tokenizer when one is given, else
     --tokenizer DIR (e.g. the official tokenizer files), else ocr2's byte tokenizer, which spends one token per
     byte: a BPE tokenizer spends ~4x fewer tokens on the same text, so text costs and compression ratios are
@@ -18,7 +18,7 @@
     normalised edit distance, eval.metrics) per tier. Text tiers are verbatim (NED 0). Query tables that the
     checkpoint lacks are added by interpolation (ocr2.modes.add_query_tables) and their tiers are marked
     UNTRAINED: their numbers say nothing until the model is trained at those sizes.
-    With --glyph-grid (toy scale, CPU): turns of random capitals are rendered by ocr2.memory.GlyphGridRenderer
+    With --glyph-grid (toy scale, CPU): turns of random capitals are rendered by eval.research.memory.GlyphGridRenderer
     (one glyph per 64 px cell of a 256² page, the demo's pages) and read at 256/192/128 px views (16/9/4 visual
     tokens: Base and Tiny at 1/4 scale and one size between), by a model trained at those sizes
     (experiment=memory_tiers). docs/memory.md has what we measured.
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from ocr2.memory import (
+from eval.research.memory import (
     DEFAULT_SCHEDULE, GlyphGridRenderer, MemorySchedule, PageRenderer, Turn, build_memory, turn_text,
 )
 from ocr2.modes import MODES, ResolutionMode, views_for
@@ -70,7 +70,7 @@ def _tier_summary(memory) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.memory_experiment", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m eval.research.memory_experiment", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/memory", help="output directory (default: runs/memory)")
     p.add_argument("--turns", default="1,2,4,8,16,32,64,128,256,512",
                    help="comma-separated conversation lengths (turns)")

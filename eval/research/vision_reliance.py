@@ -21,7 +21,7 @@ from ocr2.data.collate import collate
 from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN, ExampleEncoder
 from ocr2.modeling.model import OCR2Model
 from ocr2.processing.text import Tokenizer
-from ocr2.visual_variation import visual_variation
+from eval.research.visual_variation import visual_variation
 
 # Pages whose global views feed the variation figure (all at once, so capped: 16 official 1024² views ~ 200 MB).
 VARIATION_PAGES = 16

@@ -52,7 +52,7 @@ class DeepEncoderV2(nn.Module):
     def forward(self, visual: torch.Tensor, view_size: int, attend=None) -> torch.Tensor:
         """visual (B, n_v, hidden) for views of `view_size` px -> the kept outputs (B, n_out, hidden).
 
-        `attend(q, k, v, n_visual)` replaces the configured attention (analysis hooks, e.g. ocr2.analysis)."""
+        `attend(q, k, v, n_visual)` replaces the configured attention (hooks that record the reading path)."""
         b, n_visual, _ = visual.shape
         x = visual
         if self.spec.use_queries:

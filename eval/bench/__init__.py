@@ -1,0 +1,1 @@
+"""Benchmarks, each a `python -m eval.bench.<name>` command that prints figures (never a timed test)."""
