@@ -3,12 +3,15 @@
 1. generates synthetic glyph-grid pages (`ocr2-data synth`, configs/synth/demo.json: random capitals, one per
    visual token; configs/synth/prose.json gives two-column prose pages, which the tiny model does not learn to
    read in this budget, docs/demo.md);
-2. scores the untrained model on held-out pages (the "before" row);
+2. scores the untrained model on held-out pages (the "before" row): `ocr2-train experiment=demo max_steps=0`
+   writes the very model training starts from (same config, same seed) as a checkpoint;
 3. trains it with `ocr2-train experiment=demo` (DeepSpeed on CPU, checkpoints, metrics.jsonl);
 4. scores the trained model on the same held-out pages (the "after" row), prints the table and writes
    `demo_metrics.md`, `loss.png` and `ned.png` under the run directory.
 
-Every stage is the real command a researcher would run; this script only chains them.
+Every stage is the real command a researcher would run; this script only chains them. Both checkpoints are read
+the way they trained (their reading.json: single 256² views, the plain markdown prompt), with nothing restated
+here but the generation cap.
 """
 
 from __future__ import annotations
@@ -21,16 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from eval.harness import evaluate, protocol
 from eval.pages import iter_pages
 from eval.plots import loss_curves, metric_bars
 from eval.report_table import render_markdown_table
 from eval.research.vision_reliance import vision_reliance
-from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN
-from ocr2.pipeline import OCRPipeline, save_with_tokenizer
-from ocr2.processing.text import ByteTokenizer
+from ocr2.pipeline import OCRPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["model", "pages", "page_ned", "text_edit", "reading_order_edit", "repetition_rate", "page_loss",
@@ -47,34 +46,12 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _config(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return compose(config_name="train", overrides=["experiment=demo", *overrides])
-
-
-def _untrained(run_dir: Path, cfg) -> Path:
-    """The model ocr2-train starts from (same config, same seed), saved so it is scored like any checkpoint."""
-    from ocr2 import OCR2Model
-    from train.builders import build_model_config
-
-    torch.manual_seed(int(cfg.seed))
-    out = run_dir / "untrained"
-    save_with_tokenizer(OCR2Model(build_model_config(cfg.model)), ByteTokenizer(), out)
-    return out
-
-
-def _score(model_dir: Path, data: Path, limit: int, max_new_tokens: int, out_dir: Path, cfg) -> dict:
-    # The prompt the demo trains with (ocr2.data.examples: plain markdown targets, no <|grounding|>).
-    prompt = cfg.data.get("prompt") or PROMPT_PLAIN_MARKDOWN
-    mode = str(cfg.stage.data_mode)  # read pages with the views the model was trained on
-    pipe = OCRPipeline.from_pretrained(model_dir, device="cpu", max_new_tokens=max_new_tokens, batch_size=16,
-                                       prompt=prompt, single_view=mode == "single_view")
+def _score(run: Path, data: Path, limit: int, max_new_tokens: int, out_dir: Path) -> dict:
+    pipe = OCRPipeline.from_pretrained(run, device="cpu", max_new_tokens=max_new_tokens, batch_size=16)
     pages = list(iter_pages(data, "validation", limit))
-    result = evaluate(pipe, pages, out_dir, info=protocol(pipe, str(model_dir), str(data), "validation"))
-    # Reading or guessing? The same answers scored with blank pages (eval/vision_reliance.py).
-    reliance = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, mode)
+    result = evaluate(pipe, pages, out_dir, info=protocol(pipe, str(run), str(data), "validation"))
+    # Reading or guessing? The same answers scored with blank pages (eval/research/vision_reliance.py).
+    reliance = vision_reliance(pipe.model, pages, pipe.tokenizer, pipe.prompt, pipe.recipe)
     result["summary"].update({k: reliance[k] for k in COLUMNS[-4:]})
     return result
 
@@ -93,26 +70,22 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     start = time.perf_counter()
     data, run_dir = ROOT / args.data, ROOT / args.run_dir
-    overrides = [f"data.path={data}", f"run_dir={run_dir}", "checkpoint.resume=never"]
-    if args.steps:
-        overrides.append(f"max_steps={args.steps}")
-    overrides += args.overrides
+    common = [f"data.path={data}", "checkpoint.resume=never", *args.overrides]
+    overrides = [*common, f"run_dir={run_dir}"] + ([f"max_steps={args.steps}"] if args.steps else [])
 
     if not (data / "ocr2_dataset.json").exists():
         _run([sys.executable, "-m", "data_pipelines", "synth", str(data), "--train", str(args.train_pages),
               "--validation", str(args.eval_pages), "--config", str(ROOT / args.synth_config),
               "--no-degrade"], "synthetic pages")
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = _config(overrides)
+    untrained = run_dir / "untrained"
+    _run([sys.executable, "-m", "train", "experiment=demo", *common, f"run_dir={untrained}", "max_steps=0"],
+         "the untrained model (step 0 of the same run)")
     print("\n== scoring the untrained model on held-out pages", flush=True)
-    before = _score(_untrained(run_dir, cfg), data, args.eval_pages, args.max_new_tokens,
-                    run_dir / "eval_untrained", cfg)
+    before = _score(untrained, data, args.eval_pages, args.max_new_tokens, run_dir / "eval_untrained")
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh curve, not appended to an older demo's
     _run([sys.executable, "-m", "train", "experiment=demo", *overrides], "training")
-    from ocr2.weights import resolve_model_dir
-
-    after = _score(resolve_model_dir(run_dir), data, args.eval_pages, args.max_new_tokens, run_dir / "eval_trained",
-                   cfg)
+    after = _score(run_dir, data, args.eval_pages, args.max_new_tokens, run_dir / "eval_trained")
 
     rows = [dict(before["summary"], model="untrained"), dict(after["summary"], model="trained")]
     table = render_markdown_table(rows, COLUMNS)

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from configs import CONFIG_DIR  # the yaml groups, shipped inside the package (configs/__init__.py)
 from eval.harness import evaluate, protocol
 from eval.pages import iter_pages
 from eval.report_table import render_markdown_table
 from ocr2.pipeline import OCRPipeline
 from ocr2.weights import resolve_model_dir
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 SUMMARY_COLUMNS = ["pages", "page_ned", "text_edit", "reading_order_edit", "table_teds", "table_teds_s",
                    "formula_edit", "repetition_rate"]
 
 
 def run(cfg: DictConfig) -> dict:
     model_dir = resolve_model_dir(cfg.checkpoint)
-    pipe = OCRPipeline.from_pretrained(model_dir, device=cfg.device, ngram_size=int(cfg.ngram_size),
-                                       ngram_window=int(cfg.ngram_window), prompt=cfg.prompt,
-                                       crop_mode=bool(cfg.crop_mode), single_view=bool(cfg.get("single_view", False)),
-                                       resolution_mode=cfg.get("resolution_mode"),
-                                       max_new_tokens=int(cfg.max_new_tokens),
-                                       batch_size=int(cfg.batch_size))
+    # Reading overrides: only those set; the rest come from the checkpoint's reading recipe.
+    reading = {k: cfg.get(k) for k in ("views", "prompt", "max_new_tokens", "ngram_size", "ngram_window")}
+    pipe = OCRPipeline.from_pretrained(model_dir, device=cfg.device, batch_size=int(cfg.batch_size), **reading)
     pages = list(iter_pages(cfg.data.path, cfg.data.split, cfg.data.limit))
     if not pages:
         raise ValueError(f"{cfg.data.path} ({cfg.data.split}): no pages to evaluate")

@@ -1,7 +1,8 @@
 """Checkpoint x pages -> predictions, scores and the protocol that produced them.
 
-Every score is stored with its protocol (prompt, crop mode, decoding settings, post-processing, metric version),
-because published OCR numbers are not reproducible without it (reference evaluation.md §4.4, §5.3).
+Every score is stored with its protocol (prompt, view recipe, decoding settings, post-processing, metric version),
+because published OCR numbers are not reproducible without it: the same checkpoint scores differently with another
+prompt, another crop setting or another no-repeat rule.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str) -> di
     nr = pipe.no_repeat
     return {
         "checkpoint": str(checkpoint), "dataset": str(dataset), "split": split,
-        "prompt": pipe.prompt, "crop_mode": pipe.crop_mode, "single_view": pipe.single_view,
-        "resolution_mode": pipe.resolution_mode,
+        "prompt": pipe.prompt, "views": pipe.recipe.name,
         "decoding": {"method": "greedy", "max_new_tokens": pipe.max_new_tokens,
                      "no_repeat_ngram": None if nr is None else {"n": nr.n, "window": nr.window,
                                                                  "whitelist": sorted(nr.whitelist)}},

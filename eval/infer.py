@@ -14,25 +14,25 @@ from pathlib import Path
 
 import torch
 
-from ocr2.modes import MODES
 from ocr2.pipeline import OCRPipeline
+from ocr2.processing.views import recipe_names
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocr2-infer", description="Read documents with DeepSeek-OCR 2 (ocr2).")
     p.add_argument("inputs", nargs="+", help="image files, folders of images/PDFs, or PDF files")
-    p.add_argument("--model", required=True, help="checkpoint directory (ocr2, official hub or port layout)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint directory (ocr2, official hub or port layout) or a training run directory")
     p.add_argument("--out", default="ocr2_out", help="output directory (default: ocr2_out)")
-    p.add_argument("--prompt", default="markdown", help="'markdown', 'free_ocr', or a literal prompt with <image>")
+    g = p.add_argument_group("reading (default: the checkpoint's own recipe, reading.json; the release's for "
+                             "official checkpoints)")
+    g.add_argument("--views", default=None, help=f"view recipe: {', '.join(recipe_names())}")
+    g.add_argument("--prompt", default=None,
+                   help="'markdown' (grounding), 'plain_markdown', 'free_ocr', or a literal prompt with <image>")
+    g.add_argument("--max-new-tokens", type=int, default=None)
+    g.add_argument("--ngram-size", type=int, default=None, help="no-repeat n-gram size (0 disables)")
+    g.add_argument("--ngram-window", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=8192)
-    p.add_argument("--ngram-size", type=int, default=20, help="no-repeat n-gram size (0 disables)")
-    p.add_argument("--ngram-window", type=int, default=90)
-    p.add_argument("--no-crop", action="store_true", help="global view only (256+1 visual tokens)")
-    p.add_argument("--single-view", action="store_true",
-                   help="the page as one contain-resized global view (models trained with data_mode=single_view)")
-    p.add_argument("--mode", default=None, choices=sorted(MODES),
-                   help="read with one of DeepSeek-OCR v1's token budgets (models trained with resolution=MODE)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="default: bfloat16 on GPU, float32 on CPU")
@@ -45,12 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipe = OCRPipeline.from_pretrained(
             args.model, device=args.device, dtype=getattr(torch, args.dtype) if args.dtype else None,
-            ngram_size=args.ngram_size, ngram_window=args.ngram_window, prompt=args.prompt,
-            crop_mode=not args.no_crop, single_view=args.single_view, resolution_mode=args.mode,
-            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+            views=args.views, prompt=args.prompt, max_new_tokens=args.max_new_tokens, ngram_size=args.ngram_size,
+            ngram_window=args.ngram_window, batch_size=args.batch_size)
     except (ValueError, OSError) as e:
         print(f"ocr2-infer: cannot load {args.model}: {e}", file=sys.stderr)
         return 2
+    print(f"ocr2-infer: reading with views={pipe.recipe.name}, prompt={pipe.prompt!r}, max_new_tokens="
+          f"{pipe.max_new_tokens}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = pipe(args.inputs, progress=not args.quiet)

@@ -47,35 +47,20 @@ def run_label(run: Path, cfg: dict, keys: list[str]) -> str:
     return ", ".join(parts) if parts else run.name
 
 
-def evaluate_run(run: Path, limit: int, max_new_tokens: int) -> dict:
+def evaluate_run(run: Path, limit: int, max_new_tokens: int | None = None) -> dict:
+    """Score a run's latest checkpoint on its own validation pages, read the way it trained (its reading.json)."""
     from eval.harness import evaluate, protocol
     from eval.pages import iter_pages
+    from eval.research.vision_reliance import vision_reliance
     from ocr2.pipeline import OCRPipeline
-    from ocr2.weights import resolve_model_dir
-    from train.builders import resolution_mode
 
-    cfg = run_config(run)
-    data = cfg["data"]["path"]
-    from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN
-    from ocr2.processing.text import PROMPT_MARKDOWN
-
-    # Score with the prompt the run trained with (plain markdown targets have no <|grounding|>).
-    prompt = cfg["data"].get("prompt") or (PROMPT_MARKDOWN if cfg["data"].get("target") == "grounded"
-                                            else PROMPT_PLAIN_MARKDOWN)
-    # ... and with the views it trained on (single_view runs: one contain-resized global view, no crops).
-    # A `resolution` group choice (v1 token budget) replaces the stage's data mode.
-    mode = (cfg.get("stage") or {}).get("data_mode", "multi_crop")
-    resolution = resolution_mode(cfg)
-    pipe = OCRPipeline.from_pretrained(resolve_model_dir(run), device="cpu", max_new_tokens=max_new_tokens,
-                                       batch_size=16, prompt=prompt, single_view=mode == "single_view",
-                                       resolution_mode=resolution)
+    data = run_config(run)["data"]["path"]
+    pipe = OCRPipeline.from_pretrained(run, device="cpu", max_new_tokens=max_new_tokens, batch_size=16)
     pages = list(iter_pages(data, "validation", limit))
     result = evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
-    # Reading or guessing: held-out loss with blank pages minus loss with the real pages (eval/vision_reliance.py).
-    from eval.research.vision_reliance import vision_reliance
-
-    result["summary"]["vision_gain"] = vision_reliance(pipe.model, pages, pipe.tokenizer, prompt, mode,
-                                                    resolution_mode=resolution)["vision_gain"]
+    # Reading or guessing: held-out loss with blank pages minus loss with the real pages.
+    result["summary"]["vision_gain"] = vision_reliance(pipe.model, pages, pipe.tokenizer, pipe.prompt,
+                                                       pipe.recipe)["vision_gain"]
     (run / "eval" / "metrics.json").write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str))
     return result
 

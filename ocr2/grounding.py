@@ -14,7 +14,7 @@ _HEADER = re.compile(r"<\|ref\|>(.*?)<\|/ref\|><\|det\|>(.*?)<\|/det\|>", re.S)
 
 
 @dataclass
-class Block:
+class GroundedBlock:
     label: str
     boxes: list[list[float]] = field(default_factory=list)  # pixel boxes [x1, y1, x2, y2] in the page image
     text: str = ""
@@ -38,16 +38,16 @@ def _boxes(raw: str, width: int, height: int) -> list[list[float]]:
     return out
 
 
-def parse_grounding(text: str, width: int, height: int) -> list[Block]:
+def parse_grounding(text: str, width: int, height: int) -> list[GroundedBlock]:
     """Blocks in output order; text before the first header (if any) becomes an unlabelled block."""
-    blocks: list[Block] = []
+    blocks: list[GroundedBlock] = []
     matches = list(_HEADER.finditer(text))
     lead = text[: matches[0].start()] if matches else text
     if lead.strip():
-        blocks.append(Block(label="", text=lead.strip()))
+        blocks.append(GroundedBlock(label="", text=lead.strip()))
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        blocks.append(Block(label=m.group(1).strip(), boxes=_boxes(m.group(2), width, height),
+        blocks.append(GroundedBlock(label=m.group(1).strip(), boxes=_boxes(m.group(2), width, height),
                             text=text[m.end():end].strip()))
     return blocks
 

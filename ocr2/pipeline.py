@@ -2,26 +2,29 @@
 
 `OCRPipeline` is the Python API behind `ocr2-infer`: it returns results and never only prints. Every input file
 gets its own result or its own error (unreadable image, broken PDF, decompression bomb); one bad file never
-stops the others.
+stops the others. A pipeline reads the way its checkpoint says (`reading.json`: views, prompt, decoding;
+ocr2/processing/reading.py); any of those given explicitly overrides it.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import torch
 from PIL import Image
 
 from ocr2.generation import NoRepeatNGram
-from ocr2.grounding import Block, parse_grounding, strip_grounding
+from ocr2.grounding import GroundedBlock, parse_grounding, strip_grounding
 from ocr2.modeling.model import OCR2Model
-from ocr2.modes import require_query_tables, views_for
-from ocr2.processing.image import ImageError, PageViews, batch_views, load_image, preprocess, single_view
-from ocr2.processing.text import PROMPTS, Tokenizer, encode_prompt, load_tokenizer
+from ocr2.processing.image import ImageError, batch_views, load_image
+from ocr2.processing.reading import RELEASE_READING, ReadingRecipe
+from ocr2.processing.text import Tokenizer, encode_prompt, load_tokenizer
+from ocr2.processing.views import ViewRecipe
+from ocr2.query_tables import require_query_tables
+from ocr2.weights import resolve_model_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 PDF_DPI = 144  # the release rasterises PDFs at 144 dpi (zoom 2.0, run_dpsk_ocr2_pdf.py)
@@ -33,7 +36,7 @@ class PageResult:
     page: int | None = None  # 0-based page index for PDFs
     markdown: str = ""  # grounding spans stripped
     raw: str = ""  # decoded output as generated (special tokens kept)
-    blocks: list[Block] = field(default_factory=list)
+    blocks: list[GroundedBlock] = field(default_factory=list)
     prompt_tokens: int = 0
     image_tokens: int = 0
     generated_tokens: int = 0
@@ -92,51 +95,78 @@ def iter_pages(path: Path, max_pixels: int | None = None) -> Iterator[tuple[int 
         pdf.close()
 
 
+def count_pages(paths: Iterable[Path]) -> int:
+    """Pages the inputs hold (a PDF's page count from its header, 1 per image), for the progress bar's total."""
+    import pypdfium2 as pdfium
+
+    total = 0
+    for path in paths:
+        if path.suffix.lower() != ".pdf":
+            total += 1
+            continue
+        try:
+            pdf = pdfium.PdfDocument(str(path))
+            total += max(1, len(pdf))
+            pdf.close()
+        except Exception:  # a broken PDF still yields one (failed) result
+            total += 1
+    return total
+
+
 class OCRPipeline:
-    def __init__(self, model: OCR2Model, tokenizer: Tokenizer, prompt: str = "markdown", crop_mode: bool = True,
-                 max_new_tokens: int = 8192, batch_size: int = 4, no_repeat: NoRepeatNGram | None = None,
-                 max_pixels: int | None = None, single_view: bool = False,
-                 view_fn: Callable[[Image.Image], PageViews] | None = None, resolution_mode: str | None = None):
-        # single_view: each page as one contain-resized global view (ocr2.processing.image.single_view), for models
-        # trained with data_mode=single_view; it overrides crop_mode. resolution_mode (one of ocr2.modes.MODES, e.g.
-        # "tiny") reads with that v1 token budget's views, for models trained with it (`resolution=tiny`); view_fn
-        # (page -> PageViews) is the general form and overrides all three.
+    """Pages in, `PageResult`s out, read with one reading recipe.
+
+    `reading`: the recipe (default: the model's own, `model.reading`, which `from_pretrained` loads from the
+    checkpoint; else the release's). `views` (a recipe name or a `ViewRecipe`), `prompt` (a name such as
+    `plain_markdown`, or text with `<image>`), `max_new_tokens`, `ngram_size` (0: no no-repeat rule) and
+    `ngram_window` override it one by one."""
+
+    def __init__(self, model: OCR2Model, tokenizer: Tokenizer, reading: ReadingRecipe | None = None,
+                 views: str | ViewRecipe | None = None, prompt: str | None = None, max_new_tokens: int | None = None,
+                 ngram_size: int | None = None, ngram_window: int | None = None, batch_size: int = 4,
+                 max_pixels: int | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.resolution_mode = None
-        if resolution_mode is not None and view_fn is None:
-            mode = require_query_tables(model.config, resolution_mode)
-            self.resolution_mode = mode.name
-            view_fn = functools.partial(views_for, mode=mode)
-        self.single_view, self.view_fn = single_view, view_fn
-        self.prompt = PROMPTS.get(prompt, prompt)
-        self.crop_mode, self.max_new_tokens, self.batch_size = crop_mode, max_new_tokens, batch_size
-        self.no_repeat, self.max_pixels = no_repeat, max_pixels
+        reading = reading or getattr(model, "reading", None) or RELEASE_READING
+        custom = views if isinstance(views, ViewRecipe) else None
+        self.reading = reading.replace(views=None if custom else views, prompt=prompt,
+                                       max_new_tokens=max_new_tokens, ngram_size=ngram_size,
+                                       ngram_window=ngram_window)
+        self.recipe = require_query_tables(model.config, custom or self.reading.views)
+        self.prompt, self.max_new_tokens = self.reading.prompt, self.reading.max_new_tokens
+        self.batch_size, self.max_pixels = batch_size, max_pixels
+        self.no_repeat = None
+        if self.reading.ngram_size:
+            whitelist = tuple(tokenizer.token_id(t) for t in ("<td>", "</td>"))  # tables repeat these legitimately
+            self.no_repeat = NoRepeatNGram(self.reading.ngram_size, self.reading.ngram_window, whitelist)
 
     @classmethod
     def from_pretrained(cls, directory, device: str | None = None, dtype: torch.dtype | None = None,
-                        ngram_size: int = 20, ngram_window: int = 90, **kwargs) -> "OCRPipeline":
+                        **kwargs) -> "OCRPipeline":
+        """`directory`: a model directory (ocr2, official or transformers-port layout) or a training run (its
+        latest checkpoint). Reads the way the checkpoint trained unless `kwargs` override (see the class)."""
+        directory = resolve_model_dir(directory)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # bf16 on GPU as the release runs; fp32 on CPU (bf16 matmuls are many times slower on CPUs).
         dtype = dtype or (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
         model = OCR2Model.from_pretrained(directory, dtype=dtype, device=device)
-        tokenizer = load_tokenizer(directory)
-        whitelist = tuple(tokenizer.token_id(t) for t in ("<td>", "</td>"))
-        no_repeat = NoRepeatNGram(ngram_size, ngram_window, whitelist) if ngram_size else None
-        return cls(model, tokenizer, no_repeat=no_repeat, **kwargs)
+        return cls(model, load_tokenizer(directory), **kwargs)
 
     def __call__(self, inputs: Iterable[str | Path], progress: bool = True) -> list[PageResult]:
         from tqdm.auto import tqdm
 
         results: list[PageResult] = []
         pending: list[tuple[PageResult, Image.Image]] = []
-        bar = tqdm(desc="pages", unit="page", disable=not progress)
-        for path in expand_inputs(inputs):
+        paths = expand_inputs(inputs)
+        bar = tqdm(total=count_pages(paths), desc="pages", unit="page", disable=not progress)
+        for path in paths:
             if not path.exists():
                 results.append(PageResult(str(path), error=f"{path}: no such file"))
+                bar.update(1)
                 continue
             for page, item in iter_pages(path, self.max_pixels):
                 if isinstance(item, Exception):
                     results.append(PageResult(str(path), page, error=str(item)))
+                    bar.update(1)
                     continue
                 res = PageResult(str(path), page)
                 results.append(res)
@@ -169,14 +199,8 @@ class OCRPipeline:
         start = time.perf_counter()
         cfg, tok, device = self.model.config, self.tokenizer, next(self.model.parameters()).device
         dtype = next(self.model.parameters()).dtype
-        if self.view_fn is not None:
-            views = [self.view_fn(img) for _, img in batch]
-        elif self.single_view:
-            views = [single_view(img, cfg.global_view_size, cfg.crop_size) for _, img in batch]
-        else:
-            views = [preprocess(img, cfg.global_view_size, cfg.crop_size, crop_mode=self.crop_mode) for _, img in batch]
-        # `<image>` positions from the views' own sizes (a view_fn may use sizes other than the config's).
-        counts = [cfg.image_token_count(v.num_crops, v.global_view.shape[-1], v.crops.shape[-1]) for v in views]
+        views = [self.recipe.views(img) for _, img in batch]
+        counts = [self.recipe.image_tokens(img.size, cfg) for _, img in batch]
         prompts = [encode_prompt(tok, self.prompt, [n]) for n in counts]
         width = max(map(len, prompts))
         ids = torch.full((len(batch), width), tok.pad_id, dtype=torch.long)
@@ -201,7 +225,9 @@ class OCRPipeline:
             res.generated_tokens, res.hit_token_limit, res.seconds = len(tokens), not ended, share
 
 
-def save_with_tokenizer(model: OCR2Model, tokenizer: Tokenizer, directory) -> None:
-    """A checkpoint directory that `OCRPipeline.from_pretrained` reads back: weights, config and tokenizer."""
-    model.save_pretrained(directory)
+def save_with_tokenizer(model: OCR2Model, tokenizer: Tokenizer, directory, reading: ReadingRecipe | None = None
+                        ) -> None:
+    """A checkpoint directory that `OCRPipeline.from_pretrained` reads back: weights, config, reading recipe and
+    tokenizer."""
+    model.save_pretrained(directory, reading=reading)
     tokenizer.save(directory)

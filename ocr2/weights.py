@@ -1,7 +1,8 @@
 """Checkpoints: our safetensors directory format, and loading of the official and transformers-port layouts.
 
-Ours: `config.json` (OCR2Config) + `model.safetensors`, or shards `model-0000i-of-0000n.safetensors` with
-`model.safetensors.index.json` when larger than `max_shard_size`.
+Ours: `config.json` (OCR2Config) + `reading.json` (how the model reads pages: ocr2/processing/reading.py) +
+`model.safetensors`, or shards `model-0000i-of-0000n.safetensors` with `model.safetensors.index.json` when larger
+than `max_shard_size`.
 
 Loading builds the model on the meta device and reads one tensor at a time from safetensors straight into the
 requested dtype and device (`assign=True`), so no full-precision copy of the whole model ever exists: the
@@ -22,6 +23,7 @@ from safetensors.torch import save_file
 
 from ocr2.config import OCR2Config
 from ocr2.keymaps import official, port
+from ocr2.processing.reading import RELEASE_READING, ReadingRecipe
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -32,16 +34,22 @@ class CheckpointError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------------- save
-def save_pretrained(model, directory, max_shard_size: int = 4 * 1024**3) -> None:
-    save_state_dict(model.config, model.state_dict(), directory, max_shard_size)
+def save_pretrained(model, directory, max_shard_size: int = 4 * 1024**3, reading: ReadingRecipe | None = None
+                    ) -> None:
+    """The model's weights and config, and its reading recipe (`reading`, else the one it was loaded or trained
+    with, `model.reading`, else the release's)."""
+    save_state_dict(model.config, model.state_dict(), directory, max_shard_size,
+                    reading or getattr(model, "reading", None))
 
 
 def save_state_dict(config: OCR2Config, state: dict[str, torch.Tensor], directory,
-                    max_shard_size: int = 4 * 1024**3) -> None:
-    """config.json + safetensors (sharded above `max_shard_size` bytes, with an index) for `from_pretrained`."""
+                    max_shard_size: int = 4 * 1024**3, reading: ReadingRecipe | None = None) -> None:
+    """config.json + reading.json + safetensors (sharded above `max_shard_size` bytes, with an index) for
+    `from_pretrained`. `reading`: how this model reads pages (ocr2/processing/reading.py); the release's if None."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config.save(directory / "config.json")
+    (reading or RELEASE_READING).save(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
@@ -195,6 +203,7 @@ def load_pretrained(cls, directory, dtype: torch.dtype | None = None, device=Non
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(state, strict=True, assign=True)
     _materialise_buffers(model, device)
+    model.reading = ReadingRecipe.load(directory)  # how this checkpoint reads; saved again by save_pretrained
     return model.eval()
 
 

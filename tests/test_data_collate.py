@@ -10,7 +10,7 @@ from ocr2 import OCR2Config
 from ocr2.data import BatchBuilder, ExampleEncoder, collate, collate_packed
 from ocr2.data.examples import Example
 from ocr2.grounding import parse_grounding
-from ocr2.modeling.model import IGNORE_INDEX
+from ocr2.tokens import IGNORE_INDEX
 from ocr2.processing.text import ByteTokenizer
 
 CFG = OCR2Config.from_preset("tiny")  # official view geometry: 256 tokens per 1024 view, 144 per 768 view

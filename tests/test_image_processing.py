@@ -19,9 +19,9 @@ from ocr2.processing.image import (
     crops,
     global_view,
     load_image,
-    preprocess,
     to_tensor,
 )
+from ocr2.processing.views import page_views
 
 
 def noise_image(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -97,8 +97,8 @@ def test_to_tensor_range_and_pad_value():
     assert t[0, 0, 0].item() == pytest.approx(127 / 255 * 2 - 1) and t[1].eq(-1).all() and t[2].eq(1).all()
 
 
-def test_preprocess_and_batch_views_shapes():
-    small, big = preprocess(noise_image(600, 500)), preprocess(noise_image(1920, 1080, seed=1))
+def test_multi_crop_views_and_batch_views_shapes():
+    small, big = page_views(noise_image(600, 500), "multi_crop"), page_views(noise_image(1920, 1080, seed=1), "multi_crop")
     assert isinstance(small, PageViews)
     assert small.crops.shape == (0, 3, 768, 768) and small.num_crops == 0 and small.grid == (1, 1)
     assert big.crops.shape == (2, 3, 768, 768) and big.num_crops == 2 and big.grid == (2, 1)
@@ -109,9 +109,9 @@ def test_preprocess_and_batch_views_shapes():
     assert batch_views([small])[1] is None
 
 
-def test_preprocess_without_crop_mode_is_vllm_global_only():
+def test_no_crop_recipe_is_the_release_vllm_global_only():
     img = noise_image(1920, 1080)
-    views = preprocess(img, crop_mode=False)
+    views = page_views(img, "no_crop")
     assert views.num_crops == 0 and views.crops.shape[0] == 0
     expected = to_tensor(ImageOps.pad(img.resize((768, 768), Image.Resampling.BICUBIC), (1024, 1024)))
     assert torch.equal(views.global_view, expected)
@@ -127,7 +127,7 @@ def test_matches_transformers_port(size):
 
     img = noise_image(*size, seed=sum(size))
     port = DeepseekOcr2ImageProcessorPil()(img, return_tensors="pt")
-    ours = preprocess(img)
+    ours = page_views(img, "multi_crop")
     assert port["num_local_patches"].tolist() == [ours.num_crops]
     assert (port["pixel_values"][0] - ours.global_view).abs().max().item() <= 1e-6
     if ours.num_crops:

@@ -1,4 +1,4 @@
-"""Optical context memory (ocr2/memory.py): schedule, rendering, token cost, budget, model input."""
+"""Optical context memory (eval/research/memory.py): schedule, rendering, token cost, budget, model input."""
 
 import pytest
 import torch

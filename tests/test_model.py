@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ocr2 import OCR2Config, OCR2Model
-from ocr2.modeling.model import IGNORE_INDEX
+from ocr2.tokens import IGNORE_INDEX
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+from configs import CONFIG_DIR  # the yaml groups, shipped inside the package (configs/__init__.py)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _app(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
     from train.trainer import train
+
+    cfg.run_dir = HydraConfig.get().runtime.output_dir  # hydra.run/sweep.dir: run_dir, or <run_dir>/<job> in a sweep
 
     summary = train(cfg)
     return summary.get("final_loss")

@@ -8,7 +8,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ocr2 import OCR2Config
-from ocr2.modes import apply_mode
+from ocr2.data import default_prompt
+from ocr2.processing.reading import ReadingRecipe
+from ocr2.processing.views import get_recipes
+from ocr2.query_tables import with_query_tables
 
 
 def _deep_merge(base: dict, delta: dict, path: str = "") -> dict:
@@ -29,18 +32,29 @@ def build_model_config(model_cfg: DictConfig | dict) -> OCR2Config:
     return OCR2Config.from_dict(_deep_merge(OCR2Config.from_preset(preset).to_dict(), d))
 
 
-def resolution_mode(cfg: DictConfig | dict) -> str | None:
-    """The run's `resolution` group choice (a name in ocr2.modes.MODES), or None when the stage's data_mode rules."""
-    res = cfg.get("resolution")
-    return None if not res else str(res["name"])
+def stage_views(cfg: DictConfig) -> list[str]:
+    """The stage's view recipes (`stage.views`, ocr2/processing/views.py), e.g. [single:768, single:1024]."""
+    views = cfg.stage.get("views")
+    if not views:
+        raise ValueError("stage.views is empty; give at least one view recipe, e.g. stage.views=[multi_crop]")
+    return [str(v) for v in ([views] if isinstance(views, str) else views)]
 
 
 def build_run_model_config(cfg: DictConfig) -> OCR2Config:
-    """The run's model config: the `model` group, then the `resolution` group's token budget on top of it (its
-    global view / crop size, and a flow-query table for each of its view sizes)."""
+    """The run's model config: the `model` group, plus a flow-query table for every view size the stage's view
+    recipes produce (a v1 mode such as `small` needs a 640 table the release does not have)."""
     model_cfg = build_model_config(cfg.model)
-    mode = resolution_mode(cfg)
-    return apply_mode(model_cfg, mode) if mode else model_cfg
+    return with_query_tables(model_cfg, get_recipes(stage_views(cfg), model_cfg))
+
+
+def build_reading(cfg: DictConfig, model_cfg: OCR2Config) -> ReadingRecipe:
+    """How the run's checkpoints read pages, saved as their reading.json: the views of the stage's largest recipe
+    (stage 1 trains at 768 and 1024 and is read at 1024), the prompt it trained with, and the release's decoding
+    with answers up to the training sequence length."""
+    recipes = get_recipes(stage_views(cfg), model_cfg)
+    largest = max(range(len(recipes)), key=lambda i: (recipes[i].global_size, bool(recipes[i].crop_size), -i))
+    prompt = cfg.data.get("prompt") or default_prompt(str(cfg.data.target))
+    return ReadingRecipe(views=stage_views(cfg)[largest], prompt=prompt, max_new_tokens=int(cfg.data.max_length))
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

@@ -1,4 +1,4 @@
-"""The training data of a run: the Hydra `data` group + the stage's data mode -> ocr2.data.TrainLoader."""
+"""The training data of a run: the Hydra `data` group + the stage's view recipes -> ocr2.data.TrainLoader."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from ocr2 import OCR2Config
 from ocr2.data.loader import DataConfig, TrainLoader
 from ocr2.processing.text import Tokenizer
-from train.builders import resolution_mode
+from train.builders import stage_views
 from train.dist import DistInfo
 
 
@@ -19,16 +19,10 @@ def data_config(cfg: DictConfig, model_cfg: OCR2Config) -> DataConfig:
     if not path.exists():
         raise FileNotFoundError(f"data.path={d.path} does not exist; build a dataset first, e.g. "
                                 f"`ocr2-data synth {d.path} --train 256 --validation 32`")
-    views = tuple(stage.resolutions) if stage.resolutions else (model_cfg.crop_size, model_cfg.global_view_size)
-    mode = resolution_mode(cfg)
-    if mode and stage.resolutions:
-        raise ValueError(f"resolution={mode} decides the views, but stage.resolutions={list(stage.resolutions)} is "
-                         f"set too; drop one (e.g. stage.resolutions=null)")
-    return DataConfig(path=str(path), split=d.split, mode=stage.data_mode, view_sizes=views,
+    return DataConfig(path=str(path), split=d.split, views=tuple(stage_views(cfg)),
                       batch_size=int(cfg.trainer.micro_batch_size), max_length=int(d.max_length),
                       packing=bool(stage.packing), target=d.target, prompt=d.get("prompt"),
-                      num_workers=int(d.num_workers), shuffle=bool(d.shuffle), seed=int(cfg.seed),
-                      resolution_mode=mode)
+                      num_workers=int(d.num_workers), shuffle=bool(d.shuffle), seed=int(cfg.seed))
 
 
 def build_train_data(cfg: DictConfig, model_cfg: OCR2Config, tokenizer: Tokenizer, info: DistInfo,

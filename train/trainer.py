@@ -15,7 +15,7 @@ from ocr2 import OCR2Model
 from ocr2.processing.text import ByteTokenizer, load_tokenizer
 from ocr2.weights import resolve_model_dir, save_state_dict
 from train import stages
-from train.builders import build_deepspeed_config, build_run_model_config, resolve_precision
+from train.builders import build_deepspeed_config, build_reading, build_run_model_config, resolve_precision
 from train.checkpointing import CheckpointManager
 from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks
 from train.metrics import MetricsLogger
@@ -64,8 +64,9 @@ def _to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
     return out
 
 
-def _save_model_dir(tokenizer, consolidated: bool):
-    """Writes `<tag>/model/`: config and tokenizer always (ocr2-export needs them), weights when `consolidated`."""
+def _save_model_dir(tokenizer, reading, consolidated: bool):
+    """Writes `<tag>/model/`: config, reading recipe and tokenizer always (ocr2-export needs them), weights when
+    `consolidated`."""
     def save(engine, path: Path) -> None:
         state = None
         if consolidated:
@@ -76,9 +77,10 @@ def _save_model_dir(tokenizer, consolidated: bool):
         if tdist.get_rank() == 0:
             path.mkdir(parents=True, exist_ok=True)
             if state is not None:
-                save_state_dict(engine.module.config, state, path)
+                save_state_dict(engine.module.config, state, path, reading=reading)
             else:
                 engine.module.config.save(path / "config.json")
+                reading.save(path)
             tokenizer.save(path)
 
     return save
@@ -130,9 +132,13 @@ def train(cfg: DictConfig) -> dict:
 
     max_steps, accum = int(cfg.max_steps), int(cfg.trainer.grad_accum)
     poisoned = set(cfg.debug.nonfinite_steps)
-    save_model = _save_model_dir(tokenizer, bool(cfg.checkpoint.consolidated))
+    save_model = _save_model_dir(tokenizer, build_reading(cfg, model_cfg), bool(cfg.checkpoint.consolidated))
+
+    saved_at = step if where is not None else None  # the step of the newest checkpoint on disk, if known
 
     def save(at_step: int) -> str:
+        nonlocal saved_at
+        saved_at = at_step
         return ckpt.save(engine, at_step, {"data": data.state_dict()},
                          {"skipped_steps": skipped_steps, "consecutive_bad": consecutive,
                           "config": OmegaConf.to_container(cfg, resolve=True)}, save_model)
@@ -185,6 +191,8 @@ def train(cfg: DictConfig) -> dict:
         if step % int(cfg.checkpoint.every) == 0 or step == max_steps:
             save(step)
     bar.close()
+    if saved_at != step:
+        save(step)  # every run ends with a checkpoint of its final state (max_steps=0: the initial model)
     moved = stages.changed(engine.module, frozen_before)
     if moved:
         raise RuntimeError(f"frozen parameters changed during {cfg.stage.name}: {moved[:5]}")

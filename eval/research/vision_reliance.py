@@ -6,7 +6,7 @@ teacher forcing twice, once with the real page and once with the same-size white
 `vision_gain = blank_loss - page_loss` (nats per answer token) is ~0 for a model that ignores its eyes and grows
 as it reads.
 
-It also reports `visual_variation` (ocr2/visual_variation.py): the share of the projector's output that changes
+It also reports `visual_variation` (eval/research/visual_variation.py): the share of the projector's output that changes
 from page to page. A vision path collapsed to a constant gives ~0 there, and then vision_gain cannot grow.
 """
 
@@ -17,11 +17,13 @@ from typing import Iterable
 import torch
 from PIL import Image
 
-from ocr2.data.collate import collate
-from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN, ExampleEncoder
-from ocr2.modeling.model import OCR2Model
-from ocr2.processing.text import Tokenizer
 from eval.research.visual_variation import visual_variation
+from ocr2.data.collate import collate
+from ocr2.data.examples import ExampleEncoder
+from ocr2.modeling.model import OCR2Model
+from ocr2.processing.reading import PROMPT_PLAIN_MARKDOWN
+from ocr2.processing.text import Tokenizer
+from ocr2.processing.views import ViewRecipe
 
 # Pages whose global views feed the variation figure (all at once, so capped: 16 official 1024² views ~ 200 MB).
 VARIATION_PAGES = 16
@@ -41,15 +43,13 @@ def _mean_loss(model: OCR2Model, encoder: ExampleEncoder, rows: list[dict], pad_
 
 
 def vision_reliance(model: OCR2Model, pages: Iterable, tokenizer: Tokenizer, prompt: str = PROMPT_PLAIN_MARKDOWN,
-                    mode: str = "multi_crop", batch_size: int = 8,
-                    resolution_mode: str | None = None) -> dict[str, float]:
-    """pages: objects with `.stem`, `.image` (PIL) and `.markdown` (eval.pages.EvalPage); `mode` /
-    `resolution_mode`: the views the model trained on (ocr2.data.examples)."""
+                    views: str | ViewRecipe = "multi_crop", batch_size: int = 8) -> dict[str, float]:
+    """pages: objects with `.stem`, `.image` (PIL) and `.markdown` (eval.pages.EvalPage); `prompt` and `views`:
+    how the model reads (its reading recipe, `model.reading`, for a checkpoint read the way it trained)."""
     pages = [p for p in pages if p.markdown.strip()]
     if not pages:
         raise ValueError("vision_reliance needs at least one page with ground-truth text")
-    encoder = ExampleEncoder(tokenizer, model.config, mode, max_length=1 << 20, prompt=prompt,
-                             resolution_mode=resolution_mode)
+    encoder = ExampleEncoder(tokenizer, model.config, views, max_length=1 << 20, prompt=prompt)
     real = [{"id": p.stem, "image": p.image, "markdown": p.markdown} for p in pages]
     blank = [dict(r, image=Image.new("RGB", r["image"].size, "white")) for r in real]
     was_training = model.training
@@ -86,13 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("data", help="an ocr2 dataset (ocr2-data synth / omnidocbench / folder)")
     p.add_argument("--split", default="validation")
     p.add_argument("--pages", type=int, default=32)
-    p.add_argument("--mode", default="multi_crop", choices=["multi_crop", "single_view"])
-    p.add_argument("--prompt", default=PROMPT_PLAIN_MARKDOWN)
+    p.add_argument("--views", default=None, help="view recipe (default: the checkpoint's reading recipe)")
+    p.add_argument("--prompt", default=None, help="prompt name or text (default: the checkpoint's reading recipe)")
     args = p.parse_args(argv)
     model_dir = resolve_model_dir(args.model)
     model = OCR2Model.from_pretrained(model_dir)
+    reading = model.reading.replace(views=args.views, prompt=args.prompt)
     pages = list(iter_pages(args.data, args.split, args.pages))
-    print(json.dumps(vision_reliance(model, pages, load_tokenizer(model_dir), args.prompt, args.mode), indent=1))
+    print(json.dumps(vision_reliance(model, pages, load_tokenizer(model_dir), reading.prompt, reading.views),
+                     indent=1))
 
 
 if __name__ == "__main__":

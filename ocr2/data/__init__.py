@@ -1,7 +1,7 @@
 """Training data: the page sample schema, targets from blocks, a sharded resumable stream, examples, collation.
 
     from ocr2.data import DataConfig, TrainLoader
-    loader = TrainLoader(DataConfig(path="data/synth", mode="single_view", packing=True, max_length=4096),
+    loader = TrainLoader(DataConfig(path="data/synth", views=("single:768", "single:1024"), packing=True, max_length=4096),
                          tokenizer, model_config, rank=rank, world_size=world_size)
     for batch in loader:            # dict of OCR2Model.forward keyword arguments
         ...
@@ -11,7 +11,7 @@ Datasets are written by `ocr2-data` (data_pipelines/); this package only reads t
 """
 
 from ocr2.data.collate import BatchBuilder, collate, collate_packed
-from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN, Example, ExampleEncoder, open_image
+from ocr2.data.examples import Example, ExampleEncoder, default_prompt, open_image
 from ocr2.data.loader import DataConfig, PageBatches, TrainLoader
 from ocr2.data.markdown import blocks_to_markdown, grounded_markdown, reading_order_blocks
 from ocr2.data.schema import COLUMNS, make_sample, sample_blocks, sample_features, sample_relations
@@ -20,7 +20,7 @@ from ocr2.data.stream import Position, ShardedStream, find_parquet_files
 
 __all__ = [
     "BatchBuilder", "collate", "collate_packed",
-    "PROMPT_PLAIN_MARKDOWN", "Example", "ExampleEncoder", "open_image",
+    "Example", "ExampleEncoder", "default_prompt", "open_image",
     "DataConfig", "PageBatches", "TrainLoader",
     "blocks_to_markdown", "grounded_markdown", "reading_order_blocks",
     "COLUMNS", "make_sample", "sample_blocks", "sample_features", "sample_relations",

@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from ocr2.data.examples import Example
-from ocr2.modeling.model import IGNORE_INDEX
+from ocr2.tokens import IGNORE_INDEX
 
 
 def _images(examples: Sequence[Example]) -> dict[str, torch.Tensor | None]:

@@ -34,9 +34,9 @@ COLUMNS_FOR_TARGET = {"markdown": ("id", "image", "markdown"),
 class DataConfig:
     path: str  # a dataset directory written by ocr2-data (or any folder of parquet shards, see stream.py)
     split: str = "train"
-    mode: str = "multi_crop"  # single_view (stage 1) | multi_crop (stage 2, 3)
-    # single_view: resolutions cycled batch by batch (stage 1 trains at 768 and 1024); empty -> (crop, global).
-    view_sizes: tuple[int, ...] = ()
+    # View recipes (ocr2/processing/views.py), cycled batch by batch when more than one (stage 1 trains on
+    # single:768 and single:1024 views); stages 2 and 3 use the release's multi_crop.
+    views: tuple[str, ...] = ("multi_crop",)
     batch_size: int = 1  # samples per batch; rows per batch when packing
     max_length: int = 8192  # token budget of one sample (and of one packed row)
     packing: bool = False
@@ -48,7 +48,6 @@ class DataConfig:
     seed: int = 0
     epochs: int | None = None  # None: repeat forever (step-based training)
     mix: int = 4  # row groups mixed together by one reader
-    resolution_mode: str | None = None  # one of ocr2.modes.MODES: its views replace `mode` / `view_sizes`
 
 
 class PageBatches(IterableDataset):
@@ -61,7 +60,6 @@ class PageBatches(IterableDataset):
         self.stream, self.encoder, self.cfg, self.pad_id = stream, encoder, cfg, pad_id
         self.rank, self.world_size = rank, world_size
         self.starts, self.skips = dict(starts or {}), dict(skips or {})
-        self.view_sizes = tuple(cfg.view_sizes) or (encoder.config.crop_size, encoder.config.global_view_size)
 
     @property
     def readers_per_rank(self) -> int:
@@ -75,11 +73,11 @@ class PageBatches(IterableDataset):
         start = self.starts.get(consumer, Position())
         skips = SkipCounter(self.skips.get(consumer))
         builder = BatchBuilder(self.cfg.batch_size, self.pad_id, self.cfg.packing, self.cfg.max_length)
-        batch_index = 0  # picks the single-view resolution; stage 1 alternates sizes batch by batch
+        batch_index = 0  # picks the view recipe; stage 1 alternates sizes batch by batch
+        recipes = self.encoder.recipes
 
-        def view_size() -> int | None:
-            return self.view_sizes[batch_index % len(self.view_sizes)] if self.encoder.mode == "single_view" \
-                else None
+        def recipe():
+            return recipes[batch_index % len(recipes)]
 
         def emit(position: Position) -> dict[str, Any]:
             batch, ids = builder.build()
@@ -89,13 +87,13 @@ class PageBatches(IterableDataset):
         before = start  # position before the current row
         for after, row in self.stream.iter_rows(consumer, num_consumers, start, self.cfg.epochs):
             try:
-                example = self.encoder(row, view_size())
+                example = self.encoder(row, recipe())
                 if not builder.add(example):
                     # The batch is complete; this sample opens the next one. Resume point: before this row.
                     yield emit(before)
                     batch_index += 1
-                    # Re-encode: the next batch may use another resolution (and thus another length).
-                    example = self.encoder(row, view_size())
+                    # Re-encode: the next batch may use another recipe (and thus another length).
+                    example = self.encoder(row, recipe())
                     builder.add(example)
             except BadSample as e:
                 skips.add(e.reason, str(row.get("id", "?")), e.detail)
@@ -121,8 +119,7 @@ class TrainLoader:
             raise ValueError(f"rank {rank} out of range for world size {world_size}")
         self.cfg, self.tokenizer, self.rank, self.world_size = cfg, tokenizer, rank, world_size
         files = find_parquet_files(cfg.path, cfg.split)
-        self.encoder = ExampleEncoder(tokenizer, model_config, cfg.mode, cfg.max_length, cfg.prompt, cfg.target,
-                                      resolution_mode=cfg.resolution_mode)
+        self.encoder = ExampleEncoder(tokenizer, model_config, cfg.views, cfg.max_length, cfg.prompt, cfg.target)
         columns = COLUMNS_FOR_TARGET[cfg.target]
         self.stream = ShardedStream(files, columns=columns, seed=cfg.seed, shuffle=cfg.shuffle, mix=cfg.mix)
         missing = [c for c in columns if c not in self.stream.column_names and c != "relations"]

@@ -1,35 +1,38 @@
-"""One attention entry point for the encoder and the decoder, over interchangeable backends.
+"""One attention entry point for the encoder and one for the decoder, over interchangeable backends.
 
 Shapes: q (B, H, Lq, D); k, v (B, Hkv, Lk, D) with H a multiple of Hkv (grouped-query attention).
 
 Backends
 - `eager`: explicit softmax(q k^T * scale + additive mask); the numerical reference. The mask is an additive
   float tensor (0 keep, finfo.min block) — never a boolean added as 0/1.
-- `sdpa`: torch's scaled_dot_product_attention with a dense boolean mask built (vectorised) from the spec.
-- `sdpa_split`: the encoder's hybrid mask as two mask-free calls (ARCHITECTURE.md "Attention without an n²
-  mask"): visual rows × visual keys (non-causal, or causal for raster variants), then query rows × all keys,
-  causal aligned to the bottom-right corner. No (L, L) mask is materialised.
-- `flex`: FlexAttention with the spec's `allowed` rule as its `mask_mod`; the block mask is built once per
-  (spec, n_visual, length, device) and cached. Compiled on CUDA; on CPU torch runs it unfused and, as of torch
-  2.13, forward only (inference) — training on CPU raises a clear error.
+- `sdpa`: torch's scaled_dot_product_attention with a dense boolean mask built (vectorised) from the rule.
+- `sdpa_split`: the encoder's hybrid mask as two mask-free calls, so no (L, L) mask is materialised: visual
+  rows x visual keys (non-causal, or causal for raster variants), then query rows x all keys, causal aligned
+  to the bottom-right corner (the last query row sees every key).
+- `flex`: FlexAttention with the rule's predicate as its `mask_mod`. Compiled on CUDA; on CPU torch runs it
+  unfused and, as of torch 2.13, forward only (inference) — training on CPU raises a clear error.
 - `flash`: flash-attn (CUDA, fp16/bf16, imported lazily): the same two calls as `sdpa_split` for the hybrid
   mask; in the decoder the varlen form for packed samples (never attending across samples) and for padding.
 - `auto`: the best available for the tensors at hand: `flash` on CUDA in half precision when flash-attn
   imports, otherwise `sdpa_split` (encoder) / `sdpa` (decoder).
 
-Specs or inputs a kernel cannot express (e.g. a mask spec with no two-call form under `flash`) run on dense SDPA,
-which is exact for every spec.
+Masks are rules (`MaskSpec` for the encoder, `DecoderMask` for the decoder); each backend's form of the rule
+(dense mask, block mask, varlen plan) is built once per model forward by the caller and passed to every layer
+(`encoder_mask`, `decoder_mask_form`). Nothing is cached between forwards. Rules or inputs a kernel cannot
+express (e.g. a mask spec with no two-call form under `flash`) run on dense SDPA, which is exact for every rule.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention.bias import causal_lower_right
 
+from ocr2.modeling.decoder_mask import DecoderMask, VarlenPlan
 from ocr2.modeling.masks import MaskSpec
 
 BACKENDS = ("eager", "sdpa", "sdpa_split", "flex", "flash", "auto")
@@ -71,7 +74,11 @@ def resolve_backend(backend: str, q: torch.Tensor, role: str = "encoder") -> str
     _check(backend)
     if backend != "auto":
         return backend
-    if flash_available(q.device, q.dtype):
+    # Under autocast the projections produce the autocast dtype, so a caller resolving once per forward from
+    # the (fp32) hidden states still picks what the layers' q will run.
+    device = q.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else q.dtype
+    if flash_available(q.device, dtype):
         return "flash"
     return "sdpa_split" if role == "encoder" else "sdpa"
 
@@ -127,70 +134,6 @@ def _flex(q, k, v, block_mask, scale: float) -> torch.Tensor:
     return kernel(q, k, v, block_mask=block_mask, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
 
 
-@functools.lru_cache(maxsize=64)
-def _encoder_block_mask(spec: MaskSpec, n_visual: int, length: int, device: torch.device):
-    """The spec's rule as a FlexAttention block mask, built once per (spec, n_visual, length, device)."""
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    def mask_mod(b, h, q_idx, kv_idx):
-        return spec.allowed(q_idx, kv_idx, n_visual)
-
-    return create_block_mask(mask_mod, None, None, length, length, device=device)
-
-
-def _causal_mask_mod(offset: int, key_mask: torch.Tensor | None, sequence_ids: torch.Tensor | None):
-    """The decoder rule of `causal_attention` as a mask_mod: causal aligned bottom-right (query i sits at key
-    position i + offset), within one packed sample, padding keys hidden but every token sees itself."""
-
-    def mask_mod(b, h, q_idx, kv_idx):
-        pos = q_idx + offset
-        own = kv_idx == pos
-        keep = kv_idx <= pos
-        if sequence_ids is not None:
-            keep = keep & (sequence_ids[b, pos] == sequence_ids[b, kv_idx])
-        if key_mask is not None:
-            keep = keep & key_mask[b, kv_idx]
-        return keep | own
-
-    return mask_mod
-
-
-@functools.lru_cache(maxsize=16)
-def _plain_causal_block_mask(lq: int, lk: int, device: torch.device):
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    return create_block_mask(_causal_mask_mod(lk - lq, None, None), None, None, lq, lk, device=device)
-
-
-class _LastDecoderBlockMask:
-    """The block mask for the last (key_mask, sequence_ids, lq, lk) seen. Every decoder layer of one forward
-    passes the very same tensors, so the data-dependent mask is built once per forward, not once per layer."""
-
-    def __init__(self):
-        self.entry: tuple | None = None  # (key_mask, sequence_ids, stamp, block mask)
-
-    @staticmethod
-    def _version(t: torch.Tensor | None) -> int:
-        # Inference tensors keep no version counter; they cannot change outside inference mode anyway.
-        return -1 if t is None or t.is_inference() else t._version
-
-    def get(self, key_mask, sequence_ids, lq: int, lk: int, device: torch.device):
-        from torch.nn.attention.flex_attention import create_block_mask
-
-        stamp = (self._version(key_mask), self._version(sequence_ids), lq, lk, device)
-        hit = self.entry
-        if hit is not None and hit[0] is key_mask and hit[1] is sequence_ids and hit[2] == stamp:
-            return hit[3]
-        batch = (key_mask if key_mask is not None else sequence_ids).shape[0]
-        mod = _causal_mask_mod(lk - lq, None if key_mask is None else key_mask.bool(), sequence_ids)
-        block_mask = create_block_mask(mod, batch, None, lq, lk, device=device)
-        self.entry = (key_mask, sequence_ids, stamp, block_mask)
-        return block_mask
-
-
-_last_decoder_mask = _LastDecoderBlockMask()
-
-
 # ----------------------------------------------------------------------------------------- flash
 
 
@@ -210,64 +153,77 @@ def _flash(q, k, v, causal: bool, scale: float) -> torch.Tensor:
     return out.transpose(1, 2)
 
 
-def _flash_varlen_causal(q, k, v, q_keep: torch.Tensor, k_keep: torch.Tensor, q_segments: torch.Tensor,
-                         k_segments: torch.Tensor, scale: float) -> torch.Tensor:
-    """Causal attention of the kept queries over the kept keys, per segment, with flash_attn_varlen_func.
-
-    q_keep (B, Lq), k_keep (B, Lk) bool: tokens that take part; q_segments / k_segments (B, L) long: a segment
-    id per token, non-decreasing along each row over kept tokens (one id per packed sample, or per row). Rows
-    of dropped queries get their own value (what the eager rule gives a token that sees only itself)."""
+def _flash_varlen(q, k, v, plan: VarlenPlan, scale: float) -> torch.Tensor:
+    """Causal attention per varlen sequence of `plan` with flash_attn_varlen_func. Rows of dropped queries
+    (padding) get their own value: what the rule gives a token that sees only itself."""
     fa = _require_flash(q)
     b, h, lq, d = q.shape
     qf, kf, vf = (t.transpose(1, 2).reshape(-1, t.shape[1], d) for t in (q, k, v))
-    q_idx, k_idx = q_keep.reshape(-1).nonzero().squeeze(1), k_keep.reshape(-1).nonzero().squeeze(1)
-    cu_q, max_q = _cu_seqlens(q_segments, q_keep)
-    cu_k, max_k = _cu_seqlens(k_segments, k_keep)
-    out = fa.flash_attn_varlen_func(qf[q_idx], kf[k_idx], vf[k_idx], cu_q, cu_k, max_q, max_k,
-                                    softmax_scale=scale, causal=True)
+    out = fa.flash_attn_varlen_func(qf[plan.q_index], kf[plan.k_index], vf[plan.k_index], plan.cu_q, plan.cu_k,
+                                    plan.max_q, plan.max_k, softmax_scale=scale, causal=True)
     full = torch.empty_like(qf)
-    full[q_idx] = out
-    dropped = (~q_keep).reshape(-1).nonzero().squeeze(1)
-    if dropped.numel():
+    full[plan.q_index] = out
+    if plan.dropped.numel():
         # Only when Lq == Lk (a dropped query is a padded position whose own key sits at the same index).
-        full[dropped] = vf[dropped].repeat_interleave(h // k.shape[1], dim=1)
+        full[plan.dropped] = vf[plan.dropped].repeat_interleave(h // k.shape[1], dim=1)
     return full.reshape(b, lq, h, d).transpose(1, 2)
-
-
-def _cu_seqlens(segments: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Cumulative lengths (int32, leading 0) of the runs of equal (row, segment) over kept tokens."""
-    rows = torch.arange(segments.shape[0], device=segments.device)[:, None].expand_as(segments)
-    seg = segments * segments.shape[0] + rows  # unique per (row, segment); rows never merge
-    seg = seg.reshape(-1)[keep.reshape(-1)]
-    _, counts = torch.unique_consecutive(seg, return_counts=True)
-    cu = F.pad(counts.cumsum(0), (1, 0)).to(torch.int32)
-    return cu, int(counts.max()) if counts.numel() else 0
 
 
 # ----------------------------------------------------------------------------------------- encoder
 
 
+def _encoder_kernel(spec: MaskSpec, backend: str) -> str:
+    """How a resolved backend runs a spec: "flex", "split" (two mask-free calls), "whole" (one mask-free call
+    over the whole sequence: no queries, full or causal visual rule) or "dense" (the exact fallback)."""
+    if backend == "flex":
+        return "flex"
+    if backend in ("sdpa_split", "flash"):
+        if spec.use_queries and spec.split_form() is not None:
+            return "split"
+        if not spec.use_queries and spec.visual_to_visual in ("full", "causal"):
+            return "whole"
+    return "dense"
+
+
+def encoder_mask(spec: MaskSpec, n_visual: int, length: int, backend: str, device: torch.device | str):
+    """The spec's mask in the form a resolved `backend` needs for one view length: a FlexAttention block mask,
+    a dense (L, L) boolean mask, or None (the mask-free forms). The encoder builds it once per forward."""
+    kind = _encoder_kernel(spec, backend)
+    if kind == "flex":
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return spec.allowed(q_idx, kv_idx, n_visual)
+
+        return create_block_mask(mask_mod, None, None, length, length, device=device)
+    if kind == "dense":
+        idx = torch.arange(length, device=device)
+        return spec.allowed(idx[:, None], idx[None, :], n_visual)
+    return None
+
+
 def encoder_attention(q, k, v, spec: MaskSpec, n_visual: int, backend: str = "sdpa",
-                      scale: float | None = None) -> torch.Tensor:
-    """Self-attention over one view's `[visual ; queries]` sequence under a reading-order mask spec."""
+                      scale: float | None = None, mask=None) -> torch.Tensor:
+    """Self-attention over one view's `[visual ; queries]` sequence under a reading-order mask spec.
+
+    `mask`: `encoder_mask(...)` for this backend and length, built once by the caller for all layers; when
+    None it is built here (a one-off call)."""
     backend = resolve_backend(backend, q, "encoder")
     scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    length = q.shape[2]
-    if backend == "flex":
-        return _flex(q, k, v, _encoder_block_mask(spec, n_visual, length, q.device), scale)
-    two_calls = backend in ("sdpa_split", "flash")
-    split = spec.split_form() if two_calls and spec.use_queries else None
-    if split is None:
-        if two_calls and not spec.use_queries and spec.visual_to_visual in ("full", "causal"):
-            causal = spec.visual_to_visual == "causal"
-            if backend == "flash":
-                return _flash(q, k, v, causal=causal, scale=scale)
-            return _sdpa(q, k, v, is_causal=causal, scale=scale)
-        idx = torch.arange(length, device=q.device)
-        mask = spec.allowed(idx[:, None], idx[None, :], n_visual)
+    kind = _encoder_kernel(spec, backend)
+    if mask is None and kind in ("flex", "dense"):
+        mask = encoder_mask(spec, n_visual, q.shape[2], backend, q.device)
+    if kind == "flex":
+        return _flex(q, k, v, mask, scale)
+    if kind == "dense":
         return _dense(q, k, v, mask, "eager" if backend == "eager" else "sdpa", scale)
+    if kind == "whole":
+        causal = spec.visual_to_visual == "causal"
+        if backend == "flash":
+            return _flash(q, k, v, causal=causal, scale=scale)
+        return _sdpa(q, k, v, is_causal=causal, scale=scale)
 
-    visual_rule, query_rule = split
+    visual_rule, query_rule = spec.split_form()
     q_rows = q[:, :, n_visual:]
     if backend == "flash":
         out_v = _flash(q[:, :, :n_visual], k[:, :, :n_visual], v[:, :, :n_visual], causal=visual_rule == "causal",
@@ -276,7 +232,7 @@ def encoder_attention(q, k, v, spec: MaskSpec, n_visual: int, backend: str = "sd
         return torch.cat([out_v, out_q], dim=2)
     out_v = _sdpa(q[:, :, :n_visual], k[:, :, :n_visual], v[:, :, :n_visual],
                   is_causal=visual_rule == "causal", scale=scale)
-    bias = causal_lower_right(q_rows.shape[2], length) if query_rule == "causal" else None
+    bias = causal_lower_right(q_rows.shape[2], q.shape[2]) if query_rule == "causal" else None
     out_q = _sdpa(q_rows, k, v, mask=bias, scale=scale)
     return torch.cat([out_v, out_q], dim=2)
 
@@ -284,69 +240,60 @@ def encoder_attention(q, k, v, spec: MaskSpec, n_visual: int, backend: str = "sd
 # ----------------------------------------------------------------------------------------- decoder
 
 
+@dataclass(frozen=True, eq=False)
+class DecoderMaskForm:
+    """A `DecoderMask` in the form one concrete backend runs it; built once per decoder forward.
+
+    Exactly one of `dense` (eager / sdpa), `block_mask` (flex), `varlen` (flash) is set, or none: sdpa's
+    mask-free causal call, flash's causal=True call."""
+    rule: DecoderMask
+    backend: str  # "eager", "sdpa", "flex" or "flash"
+    dense: torch.Tensor | None = None
+    block_mask: object = None
+    varlen: VarlenPlan | None = None
+
+
+def decoder_mask_form(rule: DecoderMask, backend: str, like: torch.Tensor) -> DecoderMaskForm:
+    """The form of `rule` for `backend` (`auto` resolved for tensors on `like`'s device and dtype)."""
+    backend = resolve_backend(backend, like, "decoder")
+    device = like.device
+    if backend == "flex":
+        return DecoderMaskForm(rule, backend, block_mask=rule.block_mask(device))
+    if backend == "flash":
+        if rule.plain:
+            return DecoderMaskForm(rule, backend)
+        plan = rule.varlen()
+        if plan is not None:
+            return DecoderMaskForm(rule, backend, varlen=plan)
+        backend = "sdpa"  # flash cannot express this rule exactly; dense SDPA can
+    if backend == "sdpa_split":
+        backend = "sdpa"  # nothing to split in a causal decoder
+    if backend == "sdpa" and rule.plain and (rule.q_len == rule.kv_len or rule.q_len == 1):
+        return DecoderMaskForm(rule, backend)  # is_causal, or one new token that sees every key
+    return DecoderMaskForm(rule, backend, dense=rule.dense(device))
+
+
+def decoder_attention(q, k, v, form: DecoderMaskForm, scale: float | None = None) -> torch.Tensor:
+    """Decoder self-attention under a prepared `DecoderMaskForm` (causal, aligned bottom-right: a KV cache
+    of earlier tokens just lengthens k and v)."""
+    if (q.shape[2], k.shape[2]) != (form.rule.q_len, form.rule.kv_len):
+        raise ValueError(f"mask is for {form.rule.q_len} queries over {form.rule.kv_len} keys, got "
+                         f"{q.shape[2]} over {k.shape[2]}")
+    scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
+    if form.backend == "flex":
+        return _flex(q, k, v, form.block_mask, scale)
+    if form.backend == "flash":
+        if form.varlen is None:
+            return _flash(q, k, v, causal=True, scale=scale)
+        return _flash_varlen(q, k, v, form.varlen, scale)
+    if form.dense is None:
+        return _sdpa(q, k, v, is_causal=q.shape[2] == k.shape[2], scale=scale)
+    return _dense(q, k, v, form.dense, form.backend, scale)
+
+
 def causal_attention(q, k, v, key_mask: torch.Tensor | None = None, backend: str = "sdpa",
                      scale: float | None = None, sequence_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Decoder self-attention: causal, aligned bottom-right (the last query is the newest token, so a
-    KV cache of earlier tokens just lengthens k, v), plus an optional key padding mask (B, Lk) bool.
-
-    `sequence_ids` (B, L) marks packed samples (no cache): a token attends only within its own sample,
-    so several samples share one row without seeing each other."""
-    backend = resolve_backend(backend, q, "decoder")
-    scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    lq, lk = q.shape[2], k.shape[2]
-    if sequence_ids is not None and lq != lk:
-        raise ValueError("packed sequences (sequence_ids) cannot be combined with a KV cache")
-    if backend == "flex":
-        if key_mask is None and sequence_ids is None:
-            block_mask = _plain_causal_block_mask(lq, lk, q.device)
-        else:
-            block_mask = _last_decoder_mask.get(key_mask, sequence_ids, lq, lk, q.device)
-        return _flex(q, k, v, block_mask, scale)
-    if backend == "flash":
-        out = _flash_causal(q, k, v, key_mask, sequence_ids, scale)
-        if out is not None:
-            return out
-        backend = "sdpa"
-    if sequence_ids is not None:
-        pos = torch.arange(lk, device=q.device)
-        same = sequence_ids[:, :, None] == sequence_ids[:, None, :]
-        mask = ((pos[None, :] <= pos[:, None])[None] & same) | torch.eye(lk, dtype=torch.bool, device=q.device)
-        if key_mask is not None:
-            mask = mask & (key_mask[:, None, :].bool() | torch.eye(lk, dtype=torch.bool, device=q.device))
-        return _dense(q, k, v, mask[:, None], backend, scale)
-    if key_mask is None and backend != "eager":
-        if lq == lk:
-            return _sdpa(q, k, v, is_causal=True, scale=scale)
-        if lq == 1:
-            return _sdpa(q, k, v, scale=scale)
-    qpos = torch.arange(lk - lq, lk, device=q.device)
-    kpos = torch.arange(lk, device=q.device)
-    mask = (kpos[None, :] <= qpos[:, None])[None, None]
-    if key_mask is not None:
-        # Padding keys are hidden; a padding query still sees itself so that no row is empty (an empty
-        # row is NaN in SDPA, and NaN values leak through 0-probability products into real rows).
-        own = (kpos[None, :] == qpos[:, None])[None, None]
-        mask = mask & (key_mask[:, None, None, :].bool() | own)
-    return _dense(q, k, v, mask, backend, scale)
-
-
-def _flash_causal(q, k, v, key_mask, sequence_ids, scale) -> torch.Tensor | None:
-    """The decoder rule on flash-attn, or None where its kernels cannot express it exactly (then SDPA runs)."""
-    lq, lk = q.shape[2], k.shape[2]
-    if key_mask is None and sequence_ids is None:
-        return _flash(q, k, v, causal=True, scale=scale)
-    if sequence_ids is not None and key_mask is not None:
-        return None  # padding inside packed rows: rare; the dense rule is exact
-    if sequence_ids is not None:
-        # Packed samples: each run of equal ids in a row is one varlen sequence (causal within it).
-        keep = torch.ones_like(sequence_ids, dtype=torch.bool)
-        if not bool((sequence_ids[:, 1:] >= sequence_ids[:, :-1]).all()):
-            return None  # ids that come back after another sample: not contiguous runs
-        return _flash_varlen_causal(q, k, v, keep, keep, sequence_ids, sequence_ids, scale)
-    # Padding: drop padded tokens, one varlen sequence per row over its real tokens.
-    key_mask = key_mask.bool()
-    q_keep = key_mask[:, lk - lq:]
-    if lq != lk and not bool(q_keep.all()):
-        return None
-    zeros_q, zeros_k = torch.zeros_like(q_keep, dtype=torch.long), torch.zeros_like(key_mask, dtype=torch.long)
-    return _flash_varlen_causal(q, k, v, q_keep, key_mask, zeros_q, zeros_k, scale)
+    """One-off decoder attention: the rule for these tensors, its form, one call. Layers of a model share
+    one form per forward instead (`MoEDecoder`). key_mask (B, Lk) bool; sequence_ids (B, L) packed samples."""
+    rule = DecoderMask(q.shape[2], k.shape[2], None if key_mask is None else key_mask.bool(), sequence_ids)
+    return decoder_attention(q, k, v, decoder_mask_form(rule, backend, q), scale)

@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 from ocr2.config import DecoderConfig
-from ocr2.modeling.attention import causal_attention
+from ocr2.modeling.attention import DecoderMaskForm, decoder_attention, decoder_mask_form
+from ocr2.modeling.decoder_mask import DecoderMask
 from ocr2.modeling.mhc import expand_streams, reduce_streams
 from ocr2.modeling.moe import MoE
-from ocr2.modeling.transformer import Block, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU
+from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock
 
 
 class KVCache:
@@ -61,9 +62,9 @@ class MoEDecoder(nn.Module):
         h = cfg.hidden_size
         self.embed_tokens = nn.Embedding(cfg.vocab_size, h)
         self.layers = nn.ModuleList(
-            Block(h, SelfAttention(h, cfg.num_heads, cfg.num_kv_heads, qkv_bias=False),
-                  SwiGLU(h, cfg.intermediate_size) if i < cfg.first_k_dense else MoE(cfg), cfg.rms_norm_eps,
-                  cfg.residual, cfg.hc_streams)
+            TransformerBlock(h, SelfAttention(h, cfg.num_heads, cfg.num_kv_heads, qkv_bias=False),
+                             SwiGLU(h, cfg.intermediate_size) if i < cfg.first_k_dense else MoE(cfg), cfg.rms_norm_eps,
+                             cfg.residual, cfg.hc_streams)
             for i in range(cfg.num_layers)
         )
         self.norm = RMSNorm(h, cfg.rms_norm_eps)
@@ -75,30 +76,29 @@ class MoEDecoder(nn.Module):
                 sequence_ids: torch.Tensor | None = None) -> torch.Tensor:
         """inputs_embeds (B, L, h); position_ids (B, L); attention_mask (B, L_past + L) bool/int, 1 = real token.
 
-        With a cache, the new tokens' keys/values are appended and attention spans past + new tokens."""
-        key_mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            key_mask = attention_mask.bool()
+        With a cache, the new tokens' keys/values are appended and attention spans past + new tokens. The mask
+        rule and its backend form are built here, once, and shared by every layer."""
+        rule = DecoderMask.build(inputs_embeds.shape[1], attention_mask, len(cache) if cache is not None else 0,
+                                 sequence_ids)
         if cache is not None:
-            cache.key_mask = key_mask
+            cache.key_mask = rule.key_mask
+        form = decoder_mask_form(rule, self.attn_implementation, inputs_embeds)
         cos, sin = self.rotary(position_ids, inputs_embeds.dtype)
         x = inputs_embeds if self.cfg.residual == "residual" else expand_streams(inputs_embeds, self.cfg.hc_streams)
         for i, layer in enumerate(self.layers):
-            attend = self._attend_fn(i, cache, key_mask, sequence_ids)
+            attend = self._attend_fn(i, cache, form)
             if self.gradient_checkpointing and self.training and cache is None:
                 x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, attend, use_reentrant=False)
             else:
                 x = layer(x, cos, sin, attend)
         return self.norm(x if self.cfg.residual == "residual" else reduce_streams(x))
 
-    def _attend_fn(self, layer: int, cache: KVCache | None, key_mask: torch.Tensor | None,
-                   sequence_ids: torch.Tensor | None):
-        backend = self.attn_implementation
-
+    @staticmethod
+    def _attend_fn(layer: int, cache: KVCache | None, form: DecoderMaskForm):
         def attend(q, k, v):
             if cache is not None:
                 k, v = cache.update(layer, k, v)
-            return causal_attention(q, k, v, key_mask=key_mask, backend=backend, sequence_ids=sequence_ids)
+            return decoder_attention(q, k, v, form)
 
         return attend
 

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from ocr2.config import EncoderConfig
-from ocr2.modeling.attention import encoder_attention
+from ocr2.modeling.attention import encoder_attention, encoder_mask, resolve_backend
 from ocr2.modeling.masks import get_mask_spec
 from ocr2.modeling.mhc import expand_streams, reduce_streams
-from ocr2.modeling.transformer import Block, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU
+from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock
 
 
 class DeepEncoderV2(nn.Module):
@@ -29,8 +29,8 @@ class DeepEncoderV2(nn.Module):
         self.attn_implementation = attn_implementation
         h = cfg.hidden_size
         self.layers = nn.ModuleList(
-            Block(h, SelfAttention(h, cfg.num_heads, cfg.num_kv_heads, qkv_bias=True),
-                  SwiGLU(h, cfg.intermediate_size), cfg.rms_norm_eps, cfg.residual, cfg.hc_streams)
+            TransformerBlock(h, SelfAttention(h, cfg.num_heads, cfg.num_kv_heads, qkv_bias=True),
+                             SwiGLU(h, cfg.intermediate_size), cfg.rms_norm_eps, cfg.residual, cfg.hc_streams)
             for _ in range(cfg.num_layers)
         )
         self.norm = RMSNorm(h, cfg.rms_norm_eps)
@@ -61,7 +61,11 @@ class DeepEncoderV2(nn.Module):
         positions = torch.arange(x.shape[1], device=x.device)
         cos, sin = self.rotary(positions, x.dtype)
         if attend is None:
-            attend = partial(encoder_attention, spec=self.spec, n_visual=n_visual, backend=self.attn_implementation)
+            # The mask's backend form is built once here and shared by every layer (it depends only on the
+            # spec, n_visual and the length).
+            backend = resolve_backend(self.attn_implementation, x, "encoder")
+            mask = encoder_mask(self.spec, n_visual, x.shape[1], backend, x.device)
+            attend = partial(encoder_attention, spec=self.spec, n_visual=n_visual, backend=backend, mask=mask)
         else:
             attend = partial(attend, n_visual=n_visual)
         if self.cfg.residual != "residual":

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocr2.config import OCR2Config
+from ocr2.tokens import IGNORE_INDEX
 from ocr2.modeling.decoder import KVCache, MoEDecoder
 from ocr2.modeling.encoder import DeepEncoderV2
 from ocr2.modeling.vision_tokenizer import VisionTokenizer
 
-IGNORE_INDEX = -100
 
 
 @dataclass

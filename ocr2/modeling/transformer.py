@@ -101,7 +101,7 @@ class SelfAttention(nn.Module):
         return self.o_proj(rearrange(out, "b h l d -> b l (h d)"))
 
 
-class Block(nn.Module):
+class TransformerBlock(nn.Module):
     """Pre-norm residual block; `mlp` is a SwiGLU or an MoE.
 
     `residual` = "residual" (plain), or "hc" / "mhc" (hyper-connections over `streams` residual streams, one per

@@ -2,7 +2,8 @@
 
 Pixels (B, 3, H, W) -> patch grid (B, H/16, W/16, width) -> 12 pre-norm blocks (mostly windowed, a few global)
 -> neck (B, 256, H/16, W/16) -> two stride-2 convs -> (B, 896, H/64, W/64) -> raster-ordered tokens (B, n, 896).
-See shared/reference/deepseek-ocr2.md §1.1-1.2 and §9b.
+SAM-base settings: width 768, 12 heads, MLP ratio 4, 14x14 windows, global attention in blocks 2, 5, 8, 11.
+A 1024 global view gives a 64x64 grid and 16x16 = 256 tokens; a 768 crop 48x48 and 12x12 = 144 tokens.
 
 Module and parameter names deliberately follow the official checkpoint (`model.sam_model.*`), so loading it is a
 pure prefix swap `model.sam_model.` -> `vision_tokenizer.`: `patch_embed.proj`, `pos_embed`, `blocks.{i}.norm1`,
@@ -165,7 +166,7 @@ class Attention(nn.Module):
         return self.proj(rearrange(out, "b n (h w) d -> b h w (n d)", h=h, w=w))
 
 
-class Block(nn.Module):
+class ViTBlock(nn.Module):
     """Pre-norm transformer block; `window_size` 0 means global attention over the whole grid."""
 
     def __init__(self, width: int, num_heads: int, mlp_ratio: float, eps: float, window_size: int, grid: int):
@@ -211,8 +212,8 @@ class VisionTokenizer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, grid, grid, config.width))
         global_idx = set(config.global_attn_indexes)
         self.blocks = nn.ModuleList(
-            Block(config.width, config.num_heads, config.mlp_ratio, config.layer_norm_eps,
-                  window_size=0 if i in global_idx else config.window_size, grid=grid)
+            ViTBlock(config.width, config.num_heads, config.mlp_ratio, config.layer_norm_eps,
+                     window_size=0 if i in global_idx else config.window_size, grid=grid)
             for i in range(config.depth)
         )
         c = config.neck_channels

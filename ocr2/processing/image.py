@@ -1,7 +1,7 @@
-"""Image preprocessing of the official DeepSeek-OCR 2 release, reproduced pixel for pixel.
+"""Image preprocessing of the official DeepSeek-OCR 2 release, reproduced pixel for pixel: the primitives.
 
-Reference: shared/reference/deepseek-ocr2.md §1.3-§1.5 and §9b items 4, 5, 9 (the release's
-`process/image_process.py` and the HF `infer`). Per page the model sees
+How they combine into a page's views is a view recipe (ocr2/processing/views.py). The release's own procedure
+(its `process/image_process.py` and the HF `infer`), the `multi_crop` recipe, gives per page
 
 - one global view: the whole page, aspect preserved, long side resized to 1024, centred on a 1024x1024 canvas
   of grey (127,127,127) -> 256 visual tokens;
@@ -20,7 +20,7 @@ Known deviations of the transformers port (`DeepseekOcr2ImageProcessorPil`) from
 - its candidate grid order differs from the release's set-iteration order, which does not change the chosen grid
   for the default 2..6 crops (the order only matters on exact ties, and every tied pair keeps its relative order);
 - with cropping disabled it contain-resizes to 768 and pads to 768 (144 tokens); the release squashes to
-  768x768 and then (vLLM) upscales to 1024 or (HF infer) pads to 768. See `preprocess`.
+  768x768 and then (vLLM) upscales to 1024 or (HF infer) pads to 768. See the `no_crop` recipe.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ __all__ = [
     "crops",
     "global_view",
     "load_image",
-    "preprocess",
     "to_tensor",
 ]
 
@@ -259,42 +258,6 @@ class PageViews:
     grid: tuple[int, int]  # (cols, rows); (1, 1) when there are no crops
     num_crops: int  # k = cols * rows, or 0
     image_size: tuple[int, int]  # (width, height) of the page as given
-
-
-def preprocess(image: Image.Image, global_size: int = GLOBAL_SIZE, crop_size: int = CROP_SIZE,
-               crop_mode: bool = True, min_crops: int = MIN_CROPS, max_crops: int = MAX_CROPS) -> PageViews:
-    """Global view + local crops of one RGB page, normalised (§1.3).
-
-    `crop_mode=False` follows the release's vLLM front-end: the page is first squashed to crop x crop (aspect
-    lost) and then padded/upscaled to the global size, so the model gets one global view and 256 + 1 tokens.
-    (Quirk: the release's HF `infer` instead keeps the squashed 768 view as the only view, 144 + 1 tokens, and
-    the transformers port contain-resizes to 768; crop mode, the default everywhere, has no such ambiguity.)
-    """
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    size = image.size
-    if crop_mode:
-        grid = choose_grid(*size, crop_size=crop_size, min_crops=min_crops, max_crops=max_crops)
-        tiles = crops(image, grid, crop_size)
-        glob = global_view(image, global_size)
-    else:
-        grid, tiles = (1, 1), []
-        glob = global_view(image.resize((crop_size, crop_size), resample=_RESAMPLE), global_size)
-    crop_tensor = (torch.stack([to_tensor(t) for t in tiles]) if tiles
-                   else torch.empty(0, 3, crop_size, crop_size, dtype=torch.float32))
-    return PageViews(global_view=to_tensor(glob), crops=crop_tensor, grid=grid if tiles else (1, 1),
-                     num_crops=len(tiles), image_size=size)
-
-
-def single_view(image: Image.Image, size: int = GLOBAL_SIZE, crop_size: int = CROP_SIZE) -> PageViews:
-    """The page alone as one contain-resized `size`² view and no crops: what `single_view` training (stage 1)
-    shows the model, so a model trained that way is read the same way. (Not the release's `crop_mode=False`, which
-    squashes the page to crop x crop first; see `preprocess`.)"""
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return PageViews(global_view=to_tensor(global_view(image, size)),
-                     crops=torch.empty(0, 3, crop_size, crop_size, dtype=torch.float32), grid=(1, 1), num_crops=0,
-                     image_size=image.size)
 
 
 def batch_views(pages: list[PageViews]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:

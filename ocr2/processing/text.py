@@ -1,4 +1,4 @@
-"""Tokenizers, the official prompts, the `<image>` placeholder layout and label masking (reference §1.5, §4.2).
+"""Tokenizers, the `<image>` placeholder layout and label masking (prompts: ocr2/processing/reading.py).
 
 Two tokenizers share one small interface (`encode`, `decode`, special ids, `save`):
 - `ByteTokenizer`: self-contained, byte-level, carrying the release's special tokens, for tiny and from-scratch
@@ -14,21 +14,7 @@ import re
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from ocr2.modeling.model import IGNORE_INDEX
-
-PROMPT_MARKDOWN = "<image>\n<|grounding|>Convert the document to markdown."
-PROMPT_FREE_OCR = "<image>\nFree OCR."
-PROMPTS = {"markdown": PROMPT_MARKDOWN, "free_ocr": PROMPT_FREE_OCR}
-IMAGE_TOKEN = "<image>"
-
-BOS, EOS, PAD = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>"
-# The OCR special tokens of the release and their official ids (tokenizer_config.json, reference §4.2).
-OFFICIAL_SPECIAL_IDS = {
-    BOS: 0, EOS: 1, PAD: 2,
-    "<image>": 128815, "<|ref|>": 128816, "<|/ref|>": 128817, "<|det|>": 128818, "<|/det|>": 128819,
-    "<|grounding|>": 128820, "<td>": 128821, "</td>": 128822, "<tr>": 128823, "</tr>": 128824,
-    "<|User|>": 128825, "<|Assistant|>": 128826,
-}
+from ocr2.tokens import BOS, EOS, IGNORE_INDEX, IMAGE_TOKEN, OFFICIAL_SPECIAL_IDS, PAD
 TOKENIZER_FILE = "ocr2_tokenizer.json"
 
 
