@@ -236,22 +236,38 @@ def test_unknown_backend_is_a_clear_error():
         encoder_attention(q, q, q, get_mask_spec("causal_flow"), n_visual=1, backend="fast")
 
 
-def test_flex_builds_the_encoder_block_mask_once_per_shape():
-    spec, q = get_mask_spec("causal_flow"), torch.randn(1, 2, 11, 4)
-    attention._encoder_block_mask.cache_clear()
+def _count_block_masks(monkeypatch) -> list:
+    """Patch FlexAttention's create_block_mask (imported lazily where masks are built) to record each call."""
+    from torch.nn.attention import flex_attention as flex
+
+    calls, real = [], flex.create_block_mask
+    monkeypatch.setattr(flex, "create_block_mask", lambda *a, **kw: calls.append(a[3:5]) or real(*a, **kw))
+    return calls
+
+
+def test_flex_builds_the_encoder_block_mask_once_per_forward(monkeypatch):
+    """One block mask per encoder forward, shared by its 2 layers; nothing kept between forwards."""
+    calls = _count_block_masks(monkeypatch)
+    enc = _encoder("flex", "causal_flow", "cpu", torch.float32)
+    x = torch.randn(2, 16, 48)
     with torch.no_grad():
-        for _ in range(3):
-            encoder_attention(q, q, q, spec, n_visual=5, backend="flex")
-    assert attention._encoder_block_mask.cache_info().misses == 1
+        enc(x, view_size=1024)
+        assert len(calls) == 1
+        enc(x, view_size=1024)
+    assert calls == [(32, 32), (32, 32)]
 
 
-def test_flex_builds_the_decoder_block_mask_once_per_forward():
+def test_flex_decoder_form_is_built_once_and_reused(monkeypatch):
+    """The decoder's block mask is built with its form; every attention call on that form reuses it."""
+    from ocr2.modeling.decoder_mask import DecoderMask
+
+    calls = _count_block_masks(monkeypatch)
     q, k, v, key_mask, seq, _ = _decoder_inputs("packed_with_padding", "cpu", torch.float32)
+    form = attention.decoder_mask_form(DecoderMask(7, 7, key_mask, seq), "flex", q)
     with torch.no_grad():
-        causal_attention(q, k, v, key_mask, backend="flex", sequence_ids=seq)
-        first = attention._last_decoder_mask.entry[3]
-        causal_attention(q, k, v, key_mask, backend="flex", sequence_ids=seq)  # the next layer, same tensors
-    assert attention._last_decoder_mask.entry[3] is first
+        for _ in range(3):  # three layers of one forward
+            attention.decoder_attention(q, k, v, form)
+    assert len(calls) == 1
 
 
 def test_flex_training_on_cpu_is_a_clear_error():
