@@ -1,4 +1,4 @@
-"""Examples and collation: placeholder counts per stage mode, right padding, packed rows with per-sample positions."""
+"""Examples and collation: placeholder counts per view recipe, right padding, packed rows with per-sample positions."""
 
 import json
 
@@ -23,7 +23,7 @@ def _image_positions(ex: Example) -> int:
 
 @pytest.mark.parametrize("size,expected", [(768, 144 + 1), (1024, 256 + 1)])
 def test_single_view_example_has_one_view_at_the_stage1_resolution(size, expected):
-    ex = ExampleEncoder(TOK, CFG, "single_view")(page_row(0), view_size=size)
+    ex = ExampleEncoder(TOK, CFG, f"single:{size}")(page_row(0))
     assert ex.global_view.shape == (3, size, size) and ex.num_crops == 0
     assert _image_positions(ex) == expected
 
@@ -36,7 +36,7 @@ def test_multi_crop_example_follows_the_official_crop_grid():
 
 
 def test_labels_cover_the_answer_only():
-    ex = ExampleEncoder(TOK, CFG, "single_view")(page_row(3, markdown="hello"), view_size=768)
+    ex = ExampleEncoder(TOK, CFG, "single:768")(page_row(3, markdown="hello"))
     answer = [t for t, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE_INDEX]
     assert TOK.decode(answer) == "hello" + "<｜end▁of▁sentence｜>"
 
@@ -48,12 +48,12 @@ def test_grounded_target_writes_release_style_boxes_that_parse_back():
                "order": None}]
     row = page_row(0)
     row["blocks"] = json.dumps(blocks)
-    encoder = ExampleEncoder(TOK, CFG, "single_view", target="grounded")
+    encoder = ExampleEncoder(TOK, CFG, "single:768", target="grounded")
     answer = encoder.answer(row)
     parsed = parse_grounding(answer, 96, 128)
     assert [(b.label, b.text) for b in parsed] == [("title", "# Head"), ("text", "Body")]
     assert parsed[1].boxes[0] == pytest.approx([10, 50, 90, 120], abs=0.2)
-    assert "<|grounding|>" in TOK.decode(encoder(row, 768).input_ids)
+    assert "<|grounding|>" in TOK.decode(encoder(row).input_ids)
 
 
 def _example(n_answer: int, view: int = 768, crops: int = 0, name: str = "x") -> Example:

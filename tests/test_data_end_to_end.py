@@ -24,25 +24,25 @@ def synth(tmp_path_factory):
 
 
 def _first_batch(path, **options):
-    cfg = dict(path=str(path), view_sizes=(768,), batch_size=2, max_length=8192, num_workers=0, epochs=1)
+    cfg = dict(path=str(path), batch_size=2, max_length=8192, num_workers=0, epochs=1)
     loader = TrainLoader(DataConfig(**{**cfg, **options}), TOK, CFG)
     return next(iter(loader)), loader
 
 
-@pytest.mark.parametrize("mode,packing,target", [("multi_crop", False, "markdown"),
-                                                 ("single_view", True, "markdown"),
-                                                 ("single_view", False, "grounded")])
-def test_placeholders_match_the_images_of_the_batch(synth, mode, packing, target):
-    batch, loader = _first_batch(synth, mode=mode, packing=packing, target=target)
+@pytest.mark.parametrize("views,packing,target", [("multi_crop", False, "markdown"),
+                                                  ("single:768", True, "markdown"),
+                                                  ("single:768", False, "grounded")])
+def test_placeholders_match_the_images_of_the_batch(synth, views, packing, target):
+    batch, loader = _first_batch(synth, views=(views,), packing=packing, target=target)
     size = batch["global_views"].shape[-1]
     expected = sum(CFG.image_token_count(int(k), global_size=size) for k in batch["num_crops"])
     assert int((batch["input_ids"] == TOK.image_id).sum()) == expected
-    assert size == (1024 if mode == "multi_crop" else 768) and loader.skip_counts() == {}
+    assert size == (1024 if views == "multi_crop" else 768) and loader.skip_counts() == {}
 
 
 def test_a_packed_stage1_batch_gives_the_tiny_model_a_finite_loss(synth):
     # The vision tower dominates CPU time, so one forward on 768 views stands for all modes.
-    batch, _ = _first_batch(synth, mode="single_view", packing=True, batch_size=1, max_length=2048)
+    batch, _ = _first_batch(synth, views=("single:768",), packing=True, batch_size=1, max_length=2048)
     torch.manual_seed(0)
     with torch.no_grad():
         out = OCR2Model(CFG).train()(**batch)

@@ -19,7 +19,7 @@ TOK = ByteTokenizer()
 
 
 def _loader(path, rank=0, world_size=1, **overrides) -> TrainLoader:
-    options = dict(path=str(path), mode="single_view", view_sizes=(768,), batch_size=2, max_length=1024,
+    options = dict(path=str(path), views=("single:768",), batch_size=2, max_length=1024,
                    num_workers=2, epochs=1, mix=2)
     options.update(overrides)
     return TrainLoader(DataConfig(**options), TOK, CFG, rank=rank, world_size=world_size)

@@ -13,9 +13,9 @@ from hydra import compose, initialize_config_dir
 
 from data_helpers import page_row, write_split
 from ocr2 import OCR2Model
-from ocr2.modes import apply_mode
 from ocr2.pipeline import save_with_tokenizer
 from ocr2.processing.text import ByteTokenizer
+from ocr2.query_tables import with_query_tables
 from train.builders import build_model_config
 from train_harness import ROOT, env
 
@@ -43,7 +43,7 @@ def single_view_eval(pages, tmp_path_factory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("eval")
     save_with_tokenizer(OCR2Model(_micro()), ByteTokenizer(), tmp / "model")
     out = tmp / "out"
-    return out, _ocr2_eval(tmp / "model", pages, out, "single_view=true", "prompt=free_ocr")
+    return out, _ocr2_eval(tmp / "model", pages, out, "views=single", "prompt=free_ocr")
 
 
 def test_predictions_are_written_per_page_stem(single_view_eval):
@@ -54,7 +54,7 @@ def test_predictions_are_written_per_page_stem(single_view_eval):
 def test_metrics_carry_the_protocol(single_view_eval):
     _, metrics = single_view_eval
     proto = metrics["protocol"]
-    assert proto["single_view"] is True and proto["prompt"] == "<image>\nFree OCR."
+    assert proto["views"] == "single:256" and proto["prompt"] == "<image>\nFree OCR."
     assert proto["decoding"]["method"] == "greedy" and proto["decoding"]["max_new_tokens"] == 6
     assert "post_processing" in proto and metrics["summary"]["pages"] == 3
 
@@ -64,7 +64,7 @@ def test_summary_table_is_written(single_view_eval):
     assert (out / "summary.md").read_text().startswith("| pages | page_ned |")
 
 
-def test_resolution_mode_is_read_and_recorded(pages, tmp_path):
-    save_with_tokenizer(OCR2Model(apply_mode(_micro(), "tiny")), ByteTokenizer(), tmp_path / "model")
-    metrics = _ocr2_eval(tmp_path / "model", pages, tmp_path / "out", "resolution_mode=tiny")
-    assert metrics["protocol"]["resolution_mode"] == "tiny"
+def test_a_v1_view_recipe_is_read_and_recorded(pages, tmp_path):
+    save_with_tokenizer(OCR2Model(with_query_tables(_micro(), ["tiny"])), ByteTokenizer(), tmp_path / "model")
+    metrics = _ocr2_eval(tmp_path / "model", pages, tmp_path / "out", "views=tiny")
+    assert metrics["protocol"]["views"] == "tiny"

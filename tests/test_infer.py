@@ -73,11 +73,11 @@ def test_cli_writes_markdown_and_json_and_exits_1_when_some_fail(checkpoint, inp
 
 
 def test_single_view_reading_shows_the_model_its_single_view_training_view(checkpoint, monkeypatch):
-    # A model trained with data_mode=single_view must be read with the same view, not the release's squashed
+    # A model trained on single views must be read with the same view, not the release's squashed
     # crop_mode=False view (the demo's greedy NED was 0.13 instead of ~0 from that mismatch).
-    from ocr2.data.examples import PROMPT_PLAIN_MARKDOWN, ExampleEncoder
+    from ocr2.data.examples import ExampleEncoder
 
-    pipe = OCRPipeline.from_pretrained(checkpoint, device="cpu", max_new_tokens=1, single_view=True)
+    pipe = OCRPipeline.from_pretrained(checkpoint, device="cpu", max_new_tokens=1, views="single")
     seen = {}
     real_generate = pipe.model.generate
 
@@ -88,7 +88,7 @@ def test_single_view_reading_shows_the_model_its_single_view_training_view(check
     monkeypatch.setattr(pipe.model, "generate", spy)
     page = _page(420, 300)
     pipe.read_images([("a", page)], progress=False)
-    encoder = ExampleEncoder(pipe.tokenizer, pipe.model.config, "single_view", prompt=PROMPT_PLAIN_MARKDOWN)
+    encoder = ExampleEncoder(pipe.tokenizer, pipe.model.config, "single", prompt="plain_markdown")
     trained_on = encoder({"id": "a", "image": page, "markdown": "x"}).global_view
     assert seen["crops"] is None
     assert torch.equal(seen["global"][0], trained_on)

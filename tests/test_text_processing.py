@@ -3,10 +3,8 @@
 import pytest
 
 from ocr2 import OCR2Config
-from ocr2.processing.text import (
-    OFFICIAL_SPECIAL_IDS, PROMPT_FREE_OCR, PROMPT_MARKDOWN, ByteTokenizer, encode_example, encode_prompt,
-    load_tokenizer,
-)
+from ocr2.processing.reading import PROMPT_FREE_OCR, PROMPT_MARKDOWN
+from ocr2.processing.text import OFFICIAL_SPECIAL_IDS, ByteTokenizer, encode_example, encode_prompt, load_tokenizer
 
 
 def test_byte_tokenizer_round_trips_text_with_special_tokens():
