@@ -1,7 +1,11 @@
-"""Greedy decoding with a KV cache, batched over left-padded prompts, stopping at EOS.
+"""Greedy decoding with a KV cache, batched over left-padded prompts, stopping at EOS: the one decoding loop.
 
 The vision path runs once: image embeddings are scattered into the prompt embeddings before the first step,
-so cached and uncached decoding see exactly the same inputs (a test checks they produce the same ids).
+so cached and uncached decoding see exactly the same inputs (a test checks they produce the same ids). Callers
+that build the decoder input themselves (the optical memory interleaves text and page images) pass
+`inputs_embeds` instead of ids and views.
+
+This module imports the decoder, not the model: `OCR2Model.generate` is a thin call into it.
 """
 
 from __future__ import annotations
@@ -10,24 +14,29 @@ from typing import Callable
 
 import torch
 
-from ocr2.modeling.decoder import KVCache
-from ocr2.modeling.model import positions_from_mask
+from ocr2.modeling.decoder import KVCache, positions_from_mask
 
 # (generated ids so far (B, t), next-token logits (B, V)) -> logits
 LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.inference_mode()  # like no_grad, minus autograd's per-op bookkeeping (a few % per decoding step)
-def greedy_decode(model, input_ids: torch.Tensor, global_views=None, crops=None, num_crops=None,
+def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=None, crops=None, num_crops=None,
                   attention_mask: torch.Tensor | None = None, max_new_tokens: int = 8192, eos_token_id: int = 1,
-                  use_cache: bool = True, logits_processor: LogitsProcessor | None = None) -> torch.Tensor:
-    b = input_ids.shape[0]
-    device = input_ids.device
-    mask = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
+                  use_cache: bool = True, logits_processor: LogitsProcessor | None = None,
+                  inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """New token ids (B, T), EOS included; rows that stopped early are padded. Give `input_ids` (+ views) or
+    ready `inputs_embeds` (B, L, hidden)."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("give exactly one of input_ids and inputs_embeds")
+    b, length = (input_ids.shape if inputs_embeds is None else inputs_embeds.shape[:2])
+    device = (input_ids if inputs_embeds is None else inputs_embeds).device
+    mask = (torch.ones(b, length, dtype=torch.bool, device=device) if attention_mask is None
             else attention_mask.to(device=device, dtype=torch.bool))
     # Without padding the decoder needs no mask at all (and positions are plain 0..L-1).
     padded = not bool(mask.all())
-    prompt = model.embed_inputs(input_ids, global_views, crops, num_crops)
+    prompt = inputs_embeds if inputs_embeds is not None else model.embed_inputs(input_ids, global_views, crops,
+                                                                               num_crops)
     cache = KVCache(len(model.decoder.layers), headroom=min(max_new_tokens, 1024)) if use_cache else None
     pad = model.config.pad_token_id
     finished = torch.zeros(b, dtype=torch.bool, device=device)

@@ -105,3 +105,13 @@ class MoEDecoder(nn.Module):
     def aux_loss(self) -> torch.Tensor | None:
         losses = [m.mlp.aux_loss for m in self.layers if isinstance(m.mlp, MoE) and m.mlp.aux_loss is not None]
         return torch.stack(losses).sum() if losses else None
+
+
+def positions_from_mask(attention_mask: torch.Tensor | None, length: int, past: int = 0,
+                        device=None) -> torch.Tensor:
+    """Decoder positions for the newest `length` tokens: 0.. over real tokens, so left padding shifts nothing."""
+    if attention_mask is None:
+        return torch.arange(past, past + length, device=device)[None]
+    pos = attention_mask.long().cumsum(-1) - 1
+    return pos.clamp_min(0)[:, -length:]
+

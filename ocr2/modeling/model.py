@@ -19,7 +19,7 @@ from torch import nn
 
 from ocr2.config import OCR2Config
 from ocr2.tokens import IGNORE_INDEX
-from ocr2.modeling.decoder import KVCache, MoEDecoder
+from ocr2.modeling.decoder import KVCache, MoEDecoder, positions_from_mask
 from ocr2.modeling.encoder import DeepEncoderV2
 from ocr2.modeling.vision_tokenizer import VisionTokenizer
 
@@ -167,12 +167,3 @@ class OCR2Model(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def positions_from_mask(attention_mask: torch.Tensor | None, length: int, past: int = 0,
-                        device=None) -> torch.Tensor:
-    """Decoder positions for the newest `length` tokens: 0.. over real tokens, so left padding shifts nothing."""
-    if attention_mask is None:
-        return torch.arange(past, past + length, device=device)[None]
-    pos = attention_mask.long().cumsum(-1) - 1
-    return pos.clamp_min(0)[:, -length:]
