@@ -103,14 +103,3 @@ def write_build_info(out_dir: str | Path, info: dict[str, Any]) -> Path:
     return path
 
 
-def write_splits(out_dir: str | Path, splits: dict[str, Iterable[dict[str, Any]]], rows_per_shard: int = 1000,
-                 row_group_size: int = 64, image_format: str = "png") -> dict[str, int]:
-    """Convenience for small builders: rows (images as PIL or bytes) per split -> shards; returns row counts."""
-    counts = {}
-    for split, rows in splits.items():
-        writer = SplitWriter(out_dir, split, rows_per_shard, row_group_size)
-        for row in rows:
-            writer.write({**row, "image": encode_image(row["image"], image_format)})
-        writer.close()
-        counts[split] = writer.rows
-    return counts

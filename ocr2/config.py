@@ -103,14 +103,6 @@ class OCR2Config:
     initializer_range: float = 0.02
 
     # ------------------------------------------------------------------ views and token budget
-    @property
-    def global_tokens(self) -> int:
-        return self.vision.tokens_for(self.global_view_size)
-
-    @property
-    def crop_tokens(self) -> int:
-        return self.vision.tokens_for(self.crop_size)
-
     def num_queries(self, view_size: int) -> int:
         return max(1, round(self.encoder.query_ratio * self.vision.tokens_for(view_size)))
 

@@ -160,7 +160,3 @@ class ShardedStream:
                 base += size
             epoch, offset = epoch + 1, 0
 
-    def rows_per_epoch(self, consumer: int, num_consumers: int) -> int:
-        lo, hi = self.slice_bounds(consumer, num_consumers)
-        return hi - lo
-

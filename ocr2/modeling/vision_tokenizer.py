@@ -232,10 +232,6 @@ class VisionTokenizer(nn.Module):
             in_ch = out_ch
         self.init_weights()
 
-    @property
-    def out_channels(self) -> int:
-        return self.config.compressor_channels[-1]
-
     @torch.no_grad()
     def init_weights(self, std: float = 0.02) -> None:
         """Truncated-normal linears, unit LayerNorms, default (Kaiming) convs, small random position tables.
