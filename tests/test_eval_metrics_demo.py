@@ -1,6 +1,8 @@
 """Real-data check: score the OmniDocBench demo pages (18 real pages, ground truth and one model's predictions).
 
-The data are read in place from ../shared/data/omnidocbench_demo (research-use data, never copied into the repo).
+The data are the 18 OmniDocBench demo pages (the benchmark repo's `demo_data/omnidocbench_demo`: images, ground-truth
+JSON and one model's sample predictions), read in place when present beside the checkout (research-use data,
+never copied into the repo); the test is skipped without them.
 The pinned figures are what this implementation measured; they move only if the metric code changes, so a
 difference is a behaviour change to explain, not noise. They are not the official evaluator's numbers: our block
 matching simplifies quick_match and CDM is not computed (see eval/metrics/omnidocbench.py).

@@ -175,6 +175,6 @@ def test_evaluate_pages_averages_per_page_ratios_and_lists_missing_pages():
 
 
 def test_overall_formula_matches_the_leaderboard_row():
-    # reference §4.1: DeepSeek-OCR, TextEdit 0.073, CDM 83.37, TEDS 84.97 -> Overall 87.01
+    # OmniDocBench v1.5 README leaderboard row: DeepSeek-OCR, TextEdit 0.073, CDM 83.37, TEDS 84.97 -> Overall 87.01
     assert overall_score(0.073, 0.8497, 0.8337) == pytest.approx(87.01, abs=0.01)
     assert overall_score(0.073, 0.8497, None) is None

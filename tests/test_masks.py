@@ -1,4 +1,5 @@
-"""The official causal-flow mask is exactly the paper's Eq. 1 (reference §2.4)."""
+"""The official causal-flow mask is exactly the DeepSeek-OCR 2 paper's Eq. 1 (the prefix-LM mask the release's
+`qwen2_d2e.py` builds in `_create_custom_4d_mask`)."""
 
 import pytest
 import torch

@@ -107,7 +107,8 @@ def test_parity_non_square_768x1024(pair):
 
 
 def _official_shapes() -> dict[str, tuple[int, ...]]:
-    """The SAM part of the checkpoint key table (reference §5), relative to `model.sam_model.`."""
+    """The SAM part of the official checkpoint's key table (names from the hub repo's `model.safetensors.index.json`,
+    shapes from the release's `sam_vary_sdpa.py`), relative to `model.sam_model.`."""
     shapes: dict[str, tuple[int, ...]] = {
         "patch_embed.proj.weight": (768, 3, 16, 16), "patch_embed.proj.bias": (768,),
         "pos_embed": (1, 64, 64, 768),

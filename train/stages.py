@@ -1,4 +1,4 @@
-"""The paper's three training stages as data: which modules are frozen (§4.2), and a check that they stayed put."""
+"""The paper's three training stages as data: which modules are frozen (DeepSeek-OCR 2 paper §4.2), and a check that they stayed put."""
 
 from __future__ import annotations
 

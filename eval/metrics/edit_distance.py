@@ -1,8 +1,9 @@
 """Levenshtein distance and the normalised edit distance (NED) every OCR benchmark here reports.
 
-Reference: ../shared/reference/evaluation.md §4.1 step 3 (OmniDocBench: `Levenshtein.distance`, divided by
-`max(len(pred), len(gt))`) and §4.2 (Fox: the same ratio on raw characters). We use rapidfuzz, a maintained C++
-implementation, rather than a hand-written dynamic programme: unit cost for insert, delete and substitute.
+Reference: OmniDocBench (`metrics/cal_metric.py::call_Edit_dist`: `Levenshtein.distance`, divided by
+`max(len(pred), len(gt))`) and Fox (ucaslcl/Fox `eval_tools/eval_ocr_test.py`: the same ratio on raw
+characters). We use rapidfuzz, a maintained C++ implementation, rather than a hand-written dynamic programme:
+unit cost for insert, delete and substitute.
 """
 
 from __future__ import annotations

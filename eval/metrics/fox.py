@@ -1,6 +1,6 @@
 """Fox-style page OCR metrics: token-set precision / recall / F1 and raw-character normalised edit distance.
 
-Reference: ../shared/reference/evaluation.md §4.2 (ucaslcl/Fox `eval_tools/eval_ocr_test.py::cal_per_metrics`):
+Reference: the Fox benchmark's metric script (ucaslcl/Fox `eval_tools/eval_ocr_test.py::cal_per_metrics`):
 tokens are words (`split()`) for non-CJK text and jieba words for CJK text; precision, recall and F1 are computed
 on token *sets* (so repeated words count once); the edit distance is on raw characters, no normalisation,
 divided by the longer length; each figure is averaged over samples. DeepSeek-OCR's "precision" against

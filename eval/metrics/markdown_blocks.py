@@ -1,16 +1,16 @@
 """Split a predicted markdown page into the blocks OmniDocBench matches against its ground truth.
 
-Reference: ../shared/reference/evaluation.md §4.1 ("Input": one markdown file per page, tables as HTML or LaTeX,
-display formulas in `$$...$$`) and §4.4 (scores depend on paragraph separators: blocks are paragraphs separated
-by a blank line, so joining blocks with a single newline merges them). The benchmark's own extractor
-(`md_tex_filter`) recognises more cases; this is our own, smaller version of the same idea:
+Reference: the OmniDocBench README's end-to-end input format (one markdown file per page, tables as HTML or
+LaTeX, display formulas in `$$...$$`). Scores depend on paragraph separators (zai-org/GLM-OCR#37): blocks are
+paragraphs separated by a blank line, so joining blocks with a single newline merges them. The benchmark's own
+extractor (`md_tex_filter`) recognises more cases; this is our own, smaller version of the same idea:
 
 - display formulas: `$$...$$`, `\\[...\\]`, `\\begin{equation|align|gather|multline}...`;
 - tables: HTML `<table>...</table>`, markdown pipe tables (converted to HTML, as the benchmark's
   `md2html_table` does), LaTeX `tabular` (kept as a table of format "latex": converting it needs `latexml`,
   which the benchmark also requires, so here it is only scored as text; see omnidocbench.py);
 - images (`![..](..)`, `<img>`) and DeepSeek grounding spans (`<|ref|>..<|/ref|><|det|>..<|/det|>`) are dropped,
-  as the official post-processing (§5.3) deletes them;
+  as the release's OmniDocBench post-processing (`run_dpsk_ocr2_eval_batch.py`) deletes them;
 - everything else is text, one block per blank-line-separated paragraph.
 """
 

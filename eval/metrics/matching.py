@@ -1,6 +1,6 @@
 """Pair ground-truth blocks with predicted blocks: our documented simplification of OmniDocBench `quick_match`.
 
-Reference: ../shared/reference/evaluation.md §4.1 step 2 (`utils/match_quick.py`: a Levenshtein cost matrix
+Reference: OmniDocBench v1.5 `quick_match` (`utils/match_quick.py`: a Levenshtein cost matrix
 solved with `scipy.optimize.linear_sum_assignment`, plus merging of adjacent blocks when a paragraph is split
 differently in the prediction and the ground truth).
 

@@ -1,9 +1,9 @@
 """Text and formula normalisation as OmniDocBench applies it before any edit distance.
 
-Reference: ../shared/reference/evaluation.md §4.1, "Text normalized edit distance", step 1. The benchmark scores
-*content*, not layout: every block is (a) rewritten so inline LaTeX becomes the unicode it renders to, then
-(b) stripped of all whitespace and punctuation (`clean_string`), so "α + β" and "$\\alpha+\\beta$" compare equal
-and markdown markers (`#`, `**`, `-`, `|`) never count as errors.
+Reference: OmniDocBench's text normalised edit distance, step 1 (`utils/data_preprocess.py`: `textblock2unicode`
+then `clean_string`). The benchmark scores *content*, not layout: every block is (a) rewritten so inline LaTeX
+becomes the unicode it renders to, then (b) stripped of all whitespace and punctuation (`clean_string`), so
+"α + β" and "$\\alpha+\\beta$" compare equal and markdown markers (`#`, `**`, `-`, `|`) never count as errors.
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ def normalize_text(text: str) -> str:
     return clean_string(inline_latex_to_unicode(text))
 
 
-# Display-formula normalisation (our own light version of the benchmark's formula clean-up; reference §4.1
-# config `display_formula: [Edit_dist, CDM]`). Formula edit distance is only the CI proxy for CDM, so we only
-# remove what cannot change the rendered formula: delimiters, whitespace, font/spacing commands, \left/\right,
-# equation tags, and a trailing full stop or comma.
+# Display-formula normalisation (our own light version of the benchmark's formula clean-up; OmniDocBench's
+# `configs/end2end.yaml` scores them with `display_formula: [Edit_dist, CDM]`). Formula edit distance is only the
+# CI proxy for CDM, so we only remove what cannot change the rendered formula: delimiters, whitespace,
+# font/spacing commands, \left/\right, equation tags, and a trailing full stop or comma.
 _DISPLAY_DELIMS = re.compile(
     r"^\s*(\$\$|\\\[|\\begin\{(?:equation|align|gather|multline|displaymath)\*?\})|"
     r"(\$\$|\\\]|\\end\{(?:equation|align|gather|multline|displaymath)\*?\})\s*$"

@@ -1,7 +1,8 @@
 """OmniDocBench end-to-end page metrics: text edit distance, reading order, table TEDS, formula edit distance.
 
-Reference: ../shared/reference/evaluation.md §4.1 (metric definitions, ignored categories, `ALL_page_avg`) and
-§4.4 (report `ALL_page_avg`, log the protocol with every score). Per page:
+Reference: the OmniDocBench v1.5 end-to-end evaluator (metric definitions, ignored categories, `ALL_page_avg`:
+the value its leaderboard generator `tools/generate_result_tables.ipynb` reads, so that is what we report, with
+the protocol logged beside every score). Per page:
 
 1. GT blocks from the benchmark JSON (omnidocbench_gt.py), predicted blocks from the page's markdown
    (markdown_blocks.py).

@@ -1,7 +1,8 @@
 """Ground-truth blocks of one OmniDocBench page, grouped the way the end-to-end evaluation uses them.
 
-Reference: ../shared/reference/evaluation.md §4.1 and ../shared/data/omnidocbench_demo/README.md (the JSON
-schema: `layout_dets` with `category_type`, `text`/`latex`/`html`, `order`, `ignore`; `extra.relation`).
+Reference: OmniDocBench's end-to-end evaluation (`dataset/end2end_dataset.py`) and its ground-truth JSON
+schema (`OmniDocBench.json`: `layout_dets` with `category_type`, `text`/`latex`/`html`, `order`, `ignore`;
+`extra.relation`).
 
 - Text categories take part in matching; the ones listed in `IGNORED_TEXT_CATEGORIES` are matched (so a
   predicted page header pairs with the GT header instead of stealing a body paragraph) but then left out of
@@ -24,7 +25,7 @@ TEXT_CATEGORIES = (
     "figure_footnote", "table_caption", "table_footnote", "code_algorithm", "code_algorithm_caption", "header",
     "footer", "page_footnote", "page_number",
 )
-# Reference §4.1 "Ignored for text" (dataset/end2end_dataset.py ~L333).
+# The categories OmniDocBench leaves out of the text score (its `dataset/end2end_dataset.py`, ~L333).
 IGNORED_TEXT_CATEGORIES = frozenset({
     "figure_caption", "figure_footnote", "table_caption", "table_footnote", "code_algorithm",
     "code_algorithm_caption", "header", "footer", "page_footnote", "page_number", "equation_caption",

@@ -1,11 +1,11 @@
 """Reading-order edit distance: does the prediction give the page's text blocks in the annotated order?
 
-Reference: ../shared/reference/evaluation.md §4.1 "Reading-order edit distance" (OmniDocBench
-`get_order_paired`). Over the page's scored plain-text GT blocks: the GT sequence is every block's reading-order
-index, sorted; the predicted sequence is the indices of the *matched* blocks, listed in the order the prediction
-emits them. The score is `Levenshtein(gt_seq, pred_seq) / max(len)`: 0 = same order with nothing missing,
-1 = nothing in place. Blocks missed by the prediction lengthen the GT sequence, so omissions also cost.
-Index 0 (no annotated order) is left out, as in the benchmark.
+Reference: OmniDocBench's reading-order edit distance (`dataset/end2end_dataset.py::get_order_paired`). Over
+the page's scored plain-text GT blocks: the GT sequence is every block's reading-order index, sorted; the
+predicted sequence is the indices of the *matched* blocks, listed in the order the prediction emits them. The
+score is `Levenshtein(gt_seq, pred_seq) / max(len)`: 0 = same order with nothing missing, 1 = nothing in place.
+Blocks missed by the prediction lengthen the GT sequence, so omissions also cost. Index 0 (no annotated order)
+is left out, as in the benchmark.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The repetition rate: the share of outputs caught in a decoding loop or cut off by the token limit.
 
 DeepSeek-OCR 2 reports it as its production metric (repetition in online OCR outputs); a loop usually runs until
-`max_new_tokens` (the release decodes greedily with max_tokens=8192 and a no-repeat-n-gram guard,
-../shared/reference/evaluation.md §5.3), so hitting the limit is counted as well.
+`max_new_tokens` (the release's `run_dpsk_ocr2_eval_batch.py` decodes greedily with max_tokens=8192 and a
+no-repeat-n-gram guard), so hitting the limit is counted as well.
 
 Loop detector (ours, character based so it does not depend on a tokenizer): the end of the output is
 *periodic* - its last `span` characters repeat a unit of `L` characters, i.e. `text[i] == text[i - L]` for every

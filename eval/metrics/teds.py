@@ -1,6 +1,6 @@
 """Tree-Edit-Distance-based Similarity (TEDS) for tables, and its structure-only variant TEDS-S.
 
-Reference: ../shared/reference/evaluation.md §4.1 "Table TEDS" (OmniDocBench `metrics/table_metric.py`, itself
+Reference: OmniDocBench's table TEDS (`metrics/table_metric.py`, itself
 PubTabNet's metric): parse the HTML with lxml into a tree, compute the tree edit distance with APTED where
 inserting or deleting a node costs 1 and renaming costs 1 if tag, colspan or rowspan differ, else (for cells)
 the normalised Levenshtein distance of the cell contents; `TEDS = 1 - distance / max(nodes_pred, nodes_gt)`.
