@@ -1,7 +1,8 @@
 """Hyper-parameters of every module, as plain dataclasses, and the named presets.
 
-Values of the `official` preset are those of the released DeepSeek-OCR 2 checkpoint (see
-shared/reference/deepseek-ocr2.md §1-§4); the library never reads Hydra, so configs are plain data that
+Values of the `official` preset are those of the released DeepSeek-OCR 2 checkpoint (the vision stack as
+hard-coded in the release's `deepencoderv2/` code, the decoder from its `config.json` and the DeepseekV2 config
+defaults it relies on); the library never reads Hydra, so configs are plain data that
 round-trip through `to_dict` / `from_dict` (and therefore through `config.json` and OmegaConf).
 """
 
@@ -116,9 +117,9 @@ class OCR2Config:
         return self.vision.tokens_for(view_size)
 
     def image_token_count(self, num_crops: int, global_size: int | None = None, crop_size: int | None = None) -> int:
-        """Decoder positions one image occupies: crops, global view, view separator (§1.4). `global_size` /
-        `crop_size` override the config's view sizes (stage 1 trains on single 768² or 1024² views; v1's resolution
-        modes use 512-1280² views and 640² tiles)."""
+        """Decoder positions one image occupies: crops, global view, view separator (144·k + 256 + 1 in the
+        release). `global_size` / `crop_size` override the config's view sizes (stage 1 trains on single 768² or
+        1024² views; v1's resolution modes use 512-1280² views and 640² tiles)."""
         glob = self.global_view_size if global_size is None else global_size
         crops = num_crops * self.view_output_tokens(crop_size or self.crop_size) if num_crops else 0
         return crops + self.view_output_tokens(glob) + 1

@@ -67,7 +67,7 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
 
 
 class NoRepeatNGram:
-    """The release's sliding-window no-repeat n-gram rule (reference §7.1; `ngram_norepeat.py`).
+    """The release's sliding-window no-repeat n-gram rule (its `process/ngram_norepeat.py`, a vLLM logits processor).
 
     Looking only at the generated tokens: any token that would complete an n-gram whose first n-1 tokens equal
     the current last n-1 tokens, and which already occurred within the last `window` generated tokens, is banned.

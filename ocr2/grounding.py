@@ -1,4 +1,4 @@
-"""Parse the release's grounded output into blocks, and strip it to plain markdown (reference §4.2).
+"""Parse the release's grounded output into blocks, and strip it to plain markdown.
 
 Grounded output interleaves `<|ref|>LABEL<|/ref|><|det|>[[x1, y1, x2, y2], ...]<|/det|>` headers with the block
 content that follows them. Coordinates are normalised to 0..999 of the page (the release maps back with x/999*W).

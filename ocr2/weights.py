@@ -122,7 +122,8 @@ def _config_for(directory: Path, layout: str, config: OCR2Config | None) -> OCR2
         # The port's config describes every module; its save_pretrained writes the official key layout.
         if raw.get("model_type") == "deepseek_ocr2":
             return port.config_from_port(raw)
-    # The official config.json does not describe the vision stack (it is hard-coded in the release, §5).
+    # The official config.json does not describe the vision stack (it is hard-coded in the release's
+    # `deepencoderv2/` code; config.json's `vision_config` block is ignored by it and partly stale).
     return OCR2Config.from_preset("official")
 
 

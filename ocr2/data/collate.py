@@ -1,10 +1,11 @@
 """Examples -> model inputs (`OCR2Model.forward` keyword arguments), padded or packed.
 
 - Padded batches: one sample per row, RIGHT padding; `attention_mask` 0 and `labels` -100 on pads.
-- Packed batches (stage 1, §4.2): several samples per row, each starting with its own BOS; `position_ids` restart
-  at 0 for every sample and `sequence_ids` give each token's sample index within its row (-1 on padding), so the
-  decoder's attention is block-diagonal causal and never crosses samples. Labels need no extra masking at the
-  seams: the next sample starts with its prompt, whose labels are already -100.
+- Packed batches (stage 1, which the DeepSeek-OCR 2 paper §4.2 trains with 8K sequence packing): several samples
+  per row, each starting with its own BOS; `position_ids` restart at 0 for every sample and `sequence_ids` give
+  each token's sample index within its row (-1 on padding), so the decoder's attention is block-diagonal causal
+  and never crosses samples. Labels need no extra masking at the seams: the next sample starts with its prompt,
+  whose labels are already -100.
 
 Images go in the order their `<image>` placeholders appear in the flattened batch (row by row, sample by
 sample), which is the order `OCR2Model.embed_inputs` scatters them in.

@@ -1,8 +1,8 @@
 """Training targets from OmniDocBench blocks: the page markdown in reading order, and its grounded form.
 
-Conventions follow the benchmark's own ground-truth markdown (../shared/data/omnidocbench_demo/gt_markdown):
-blocks with a reading-order index, sorted by it, joined by a blank line (the evaluator splits paragraphs on blank
-lines, reference §4.4); titles as `# `, tables as their HTML, display formulas as `$$..$$`; page furniture
+Conventions follow the benchmark's own ground-truth markdown (the per-page `.md` files OmniDocBench ships beside
+its JSON): blocks with a reading-order index, sorted by it, joined by a blank line (the evaluator splits
+paragraphs on blank lines); titles as `# `, tables as their HTML, display formulas as `$$..$$`; page furniture
 (header, footer, page number: `order` null) and figures (no text) left out; blocks joined by a `truncated`
 relation (one paragraph cut by a column or page break) merged back into one paragraph.
 """
@@ -15,7 +15,7 @@ import unicodedata
 # Categories that carry no text a reader would transcribe in the page body.
 SKIPPED_CATEGORIES = frozenset({"figure", "abandon", "header", "footer", "page_number", "text_mask", "need_mask",
                                 "table_mask"})
-# OmniDocBench category -> the label the release writes in `<|ref|>label<|/ref|>` (grounded output, §4.2).
+# OmniDocBench category -> the label the release writes in `<|ref|>label<|/ref|>` (its grounded output).
 GROUNDING_LABELS = {
     "title": "title", "text_block": "text", "table": "table", "figure": "image", "figure_caption": "image_caption",
     "figure_footnote": "image_footnote", "table_caption": "table_caption", "table_footnote": "table_footnote",

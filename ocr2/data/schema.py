@@ -1,6 +1,6 @@
 """The page sample schema shared by every dataset builder (synthetic, OmniDocBench, folder) and the loader.
 
-One row per page. The ground truth follows OmniDocBench (see ../shared/reference/evaluation.md §4.1) so the same
+One row per page. The ground truth follows OmniDocBench's JSON (`OmniDocBench.json`) so the same
 evaluator reads synthetic and real pages: `blocks` is the page's `layout_dets` list and `relations` its
 `extra.relation` list, both stored as JSON strings because their nested, optional fields (`html`, `latex`,
 `order: null`, `line_with_spans`) do not fit one Arrow struct type.

@@ -1,4 +1,4 @@
-"""Key map: the official hub checkpoint (`deepseek-ai/DeepSeek-OCR-2`, reference §5) -> ocr2 `OCR2Model`.
+"""Key map: the official hub checkpoint (`deepseek-ai/DeepSeek-OCR-2`, one safetensors shard) -> ocr2 `OCR2Model`.
 
 Official names nest the vision stack under `model.` (`model.sam_model.*`, `model.qwen2_model.model.model.layers.*`
 — the double `.model.model` is Qwen2Decoder2Encoder -> CustomQwen2Decoder -> Qwen2Model), keep one module per

@@ -3,7 +3,7 @@
 Per view: x = [visual tokens (raster order) ; flow queries], positions 0..L-1, 1-D RoPE (theta 1e6), attention
 under a `MaskSpec`, final RMSNorm, then only the outputs the spec keeps (officially: the queries, a re-ordered
 1-D sequence) go on. One query table per view size (768 crops: 144, 1024 global: 256), shared by every view
-of that size ("All local views share a unified set of 144 query embeddings", §3.2.3).
+of that size ("All local views share a unified set of 144 query embeddings", paper §3.2.3).
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def mask_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-# The official DeepSeek-OCR 2 mask (paper Eq. 1; reference §2.4): a prefix-LM with prefix n_visual.
+# The official DeepSeek-OCR 2 mask (paper Eq. 1; the release's `qwen2_d2e.py::_create_custom_4d_mask`): a
+# prefix-LM with prefix n_visual.
 register(MaskSpec("causal_flow", doc="official: V<->V, Q->V all, Q->Q causal, V-/->Q"))
 
 # Ablation variants (issue: reading-order mask ablation). Each answers one question the paper leaves open.

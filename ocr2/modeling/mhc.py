@@ -30,7 +30,7 @@ RESIDUALS = ("residual", "hc", "mhc")
 
 def sinkhorn_knopp(logits: torch.Tensor, iters: int = 20) -> torch.Tensor:
     """Doubly stochastic matrix from exp(logits) (..., n, n): alternate column and row normalisation `iters`
-    times, ending on rows, so row sums are exact and column sums carry the truncation error (paper §5.4)."""
+    times, ending on rows, so row sums are exact and column sums carry the truncation error (mHC paper §5.4)."""
     m = torch.exp(logits - logits.amax(dim=(-2, -1), keepdim=True))  # shift: same result, no overflow
     for _ in range(iters):
         m = m / m.sum(dim=-2, keepdim=True)

@@ -1,10 +1,11 @@
-"""OCR2Model: vision tokenizer -> DeepEncoder V2 -> projector -> DeepSeek-MoE decoder (ARCHITECTURE.md).
+"""OCR2Model: vision tokenizer -> DeepEncoder V2 -> projector -> DeepSeek-MoE decoder (docs/architecture.md).
 
 Image inputs, for a batch that holds N images in total (in order of appearance across the batch):
 - `global_views` (N, 3, G, G): the padded 1024² global view of each image;
 - `crops` (sum k_i, 3, c, c) or None: every image's local crops, image by image, each row-major;
 - `num_crops` (N,): k_i per image (0, 2..6). An explicit count, not the official all-zero-tensor signal.
-Per image the decoder receives [crop_0 … crop_{k-1} | global | view_separator] (§2.6), scattered in order into
+Per image the decoder receives [crop_0 … crop_{k-1} | global | view_separator] (the release's order: crops
+first, whatever `global_view_pos` in its config.json says; no newline tokens), scattered in order into
 the `<image>` placeholder positions of `input_ids`.
 """
 
@@ -107,7 +108,7 @@ class OCR2Model(nn.Module):
         if image_emb.shape[0] != n_slots:
             raise ValueError(f"images produce {image_emb.shape[0]} embeddings but input_ids hold {n_slots} "
                              "<image> placeholders")
-        # Sequential fill over the flattened batch, like the release's masked_scatter (§1.5).
+        # Sequential fill over the flattened batch, like the release's masked_scatter over its `<image>` placeholders.
         return embeds.masked_scatter(placeholders[..., None], image_emb)
 
     # ------------------------------------------------------------------ language path

@@ -1,6 +1,7 @@
 """DeepSeekMoE feed-forward: softmax router, routed experts (top-k), shared experts, balance loss.
 
-Release semantics (reference §4.1, §9b.10): gate logits and softmax in fp32, plain ("greedy") top-k, the top-k
+Release semantics (the hub's `modeling_deepseekv2.py` with the checkpoint's config.json: `topk_method` greedy,
+`norm_topk_prob` left at its default False): gate logits and softmax in fp32, plain ("greedy") top-k, the top-k
 weights NOT renormalised, the weighted expert sum accumulated in fp32 and cast back, shared experts added
 unweighted. Dispatch is token-sorted: tokens are sorted by expert id and every active expert runs one
 contiguous matmul over its tokens (or one grouped GEMM covers all experts, where torch has one for the device) —

@@ -265,7 +265,7 @@ def batch_views(pages: list[PageViews]) -> tuple[torch.Tensor, torch.Tensor | No
 
     Returns `global_views` (N, 3, G, G), `crops` (sum k, 3, c, c) with each page's crops in page order and
     row-major within the page, or None when no page has crops, and `num_crops` (N,) int64. The explicit counts
-    replace the release's "all-zero crop tensor means no crops" signal (§9b item 9).
+    replace the release's "all-zero crop tensor means no crops" signal (`torch.sum(patches) == 0` in its code).
     """
     if not pages:
         raise ValueError("batch_views needs at least one page")
