@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="config keys that label the runs")
     p.add_argument("--evaluate", action="store_true", help="score runs that have no eval/metrics.json yet")
     p.add_argument("--eval-pages", type=int, default=32)
-    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="generation cap (default: the checkpoint's reading recipe; the tables in docs/ used 160)")
     args = p.parse_args(argv)
     runs = find_runs(args.runs)
     if not runs:

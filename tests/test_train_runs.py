@@ -82,6 +82,18 @@ def test_zero3_trains_and_exports_to_the_same_logits(pages, tmp_path):
 
 
 @pytest.mark.slow
+def test_export_keeps_the_run_reading_recipe(pages, tmp_path):
+    # Both export routes (consolidated weights copied; ZeRO partitions merged) carry reading.json along.
+    run_train(pages, tmp_path / "run", ["trainer=zero2", "stage.views=[single:256]", "max_steps=1", "checkpoint.every=1"])
+    for route in ([], ["--from-zero"]):
+        out = tmp_path / f"export{len(route)}"
+        proc = subprocess.run([sys.executable, "-m", "train.export", str(tmp_path / "run"), "--out", str(out), *route],
+                              cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert OCR2Model.from_pretrained(out).reading.views == "single:256", route
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_with_identical_losses(pages, tmp_path):
     common = ["max_steps=8", "checkpoint.every=2", "checkpoint.keep_last=3"]
     run_train(pages, tmp_path / "full", common)

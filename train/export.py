@@ -1,4 +1,5 @@
-"""`ocr2-export`: a training checkpoint -> a consolidated `from_pretrained` directory (safetensors).
+"""`ocr2-export`: a training checkpoint -> a consolidated `from_pretrained` directory (safetensors, config.json,
+reading.json: the views, prompt and decoding the run trained with, and the tokenizer).
 
 Accepts a run directory, its `checkpoints/` folder (the `latest` pointer is followed) or one `step_*` tag.
 ZeRO-2/3 partitions are merged with DeepSpeed's zero_to_fp32; checkpoints saved with `checkpoint.consolidated`
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ocr2 import OCR2Config
+from ocr2.processing.reading import ReadingRecipe
 from ocr2.processing.text import TOKENIZER_FILE
 from ocr2.weights import save_state_dict
 from train.checkpointing import read_latest
@@ -42,7 +44,8 @@ def export(checkpoint: str | Path, out: str | Path, from_zero: bool = False) -> 
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
         state = get_fp32_state_dict_from_zero_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
-        save_state_dict(OCR2Config.load(model_dir / "config.json"), state, out)
+        # The run's reading recipe goes with the weights (the release's only for a checkpoint that has none).
+        save_state_dict(OCR2Config.load(model_dir / "config.json"), state, out, reading=ReadingRecipe.load(model_dir))
         if (model_dir / TOKENIZER_FILE).exists():
             shutil.copy2(model_dir / TOKENIZER_FILE, out / TOKENIZER_FILE)
     return out
