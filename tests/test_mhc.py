@@ -23,7 +23,8 @@ def _random_hc(kind: str, dim: int = 16, n: int = 4, seed: int = 0) -> HyperConn
 
 def test_sinkhorn_rows_and_columns_sum_to_one():
     # 20 iterations reach 1e-6 on columns for moderate logit spreads like these; at unit-variance logits the
-    # column error of a few matrices in a thousand is ~1e-4 (the truncation the mHC paper, arXiv 2512.24880, notes in §5.4).
+    # column error of a few matrices in a thousand is ~1e-4 (the truncation the mHC paper, arXiv 2512.24880,
+    # notes in §5.4).
     torch.manual_seed(0)
     m = sinkhorn_knopp(torch.randn(1000, 4, 4) * 0.5)
     assert (m.sum(-1) - 1).abs().max().item() <= 1e-6

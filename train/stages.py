@@ -1,4 +1,5 @@
-"""The paper's three training stages as data: which modules are frozen (DeepSeek-OCR 2 paper §4.2), and a check that they stayed put."""
+"""The DeepSeek-OCR 2 paper's three training stages (§4.2) as data: which modules are frozen, and a check that
+they stayed put."""
 
 from __future__ import annotations
 
