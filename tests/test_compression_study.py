@@ -37,10 +37,10 @@ def test_study_scores_every_view_size_budget_and_writes_table_and_plot(tmp_path)
 
 def test_study_reads_in_v1_resolution_modes(tmp_path):
     from ocr2 import OCR2Config
-    from ocr2.modes import config_for_modes
+    from ocr2.query_tables import with_query_tables
 
     torch.manual_seed(0)
-    cfg = config_for_modes(OCR2Config.from_preset("tiny"), ["tiny", "base"])  # adds the 512 px query table
+    cfg = with_query_tables(OCR2Config.from_preset("tiny"), ["tiny", "base"])  # adds the 512 px query table
     save_with_tokenizer(OCR2Model(cfg), ByteTokenizer(), tmp_path / "model")
     subprocess.run([sys.executable, "-m", "data_pipelines", "synth", str(tmp_path / "data"), "--train", "0",
                     "--validation", "2", "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"],

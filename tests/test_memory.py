@@ -8,8 +8,9 @@ from eval.research.memory import (
     DEFAULT_SCHEDULE, MemoryBudgetError, MemorySchedule, PageRenderer, Turn, build_memory, embed_memory,
     generate_from_embeds, text_only_tokens, turn_text,
 )
-from ocr2.modes import MODES, config_for_modes
 from ocr2.processing.text import ByteTokenizer
+from ocr2.processing.views import get_recipe
+from ocr2.query_tables import with_query_tables
 
 TOK = ByteTokenizer()
 WORDS = ("memory pages fade with age while recent turns stay sharp and cheap tokens carry old context "
@@ -115,7 +116,7 @@ def test_input_ids_hold_text_and_one_placeholder_span_per_page():
     assert ids[0] == TOK.bos_id and TOK.decode(ids[-len("Question?"):]) == "Question?"
     assert len(m.image_spans) == len(m.image_segments) > 0
     for (start, count), s in zip(m.image_spans, m.image_segments):
-        assert count == MODES[s.mode].placeholder_count(1280)
+        assert count == get_recipe(s.mode).image_tokens((1280, 1280), OCR2Config())
         assert ids[start:start + count] == [TOK.image_id] * count
     assert ids.count(TOK.image_id) == sum(c for _, c in m.image_spans)
     for s in m.segments:
@@ -161,7 +162,7 @@ SMALL_RENDERER = PageRenderer(page_size=640, font_size=12, margin=16)
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    cfg = config_for_modes(OCR2Config.from_preset("tiny"), ["tiny", "small"])
+    cfg = with_query_tables(OCR2Config.from_preset("tiny"), ["tiny", "small"])
     return OCR2Model(cfg).eval()
 
 

@@ -2,7 +2,7 @@
 
 The paper's claim is that the flow queries re-order the page into a 1-D reading sequence. For one view this
 returns, per encoder layer, the attention of every query over the visual tokens (averaged over heads), computed
-with the reference eager attention under the model's own mask spec.
+with plain eager attention (softmax(q·kᵀ/√d)) under the model's own mask spec.
 """
 
 from __future__ import annotations

@@ -1,16 +1,21 @@
 """Optical context memory: old conversation turns are rendered to page images that blur with age.
 
-DeepSeek-OCR v1 (§5 and Fig. 13; shared/reference/deepseek-ocr1-memory-mhc.md §A.9) proposes keeping recent
-dialogue as text tokens and older rounds as rendered images whose resolution shrinks with age — text tokens ->
-Gundam -> Large -> Base -> Small -> Tiny — so that distant memories cost fewer tokens and fade. The paper gives
-no schedule, renderer or experiment; every choice below is ours (and a parameter):
+DeepSeek-OCR v1 (§5 and Fig. 13, "memory forgetting mechanism") proposes keeping recent dialogue as text tokens
+and older rounds as rendered images whose resolution shrinks with age — text tokens -> Gundam -> Large -> Base ->
+Small -> Tiny — so that distant memories cost fewer tokens and fade. The paper gives no schedule, renderer or
+experiment; every choice below is ours (and a parameter):
 
-- Rendering (`PageRenderer`, ocr2/memory_render.py): turns are written as "Role: text" in DejaVu Sans (Pillow's
-  default font as a fallback) onto square white pages, 1280 px with a 22 px font by default (~100 characters x 43
-  lines, ~4,000 characters per page). Square, because v1's Tiny/Small squash the page to a square (reference
-  §E.2); 1280, so that the most faithful tier (Large 1280², Gundam's 2 x 2 tiles of 640 cut from a 1280² resize)
-  sees the page at its native resolution and every later tier is a pure downscale of the same pixels, which is the
-  paper's "progressively resizing older images".
+- Tiers: each image tier is a view recipe (ocr2/processing/views.py) named after a v1 resolution mode: `tiny`
+  (512² squash, 64 vision tokens), `small` (640² squash, 100), `base` (1024² pad, 256), `large` (1280² pad, 400),
+  `gundam` (1024² pad + n x 640² tiles, 100·n + 256). `MODE_LADDER` lists them most to least faithful, the order
+  a page degrades along; any other recipe name (`single:S`, `multi_crop`, ...) can be a tier too.
+- Rendering (`PageRenderer`, eval/research/memory_render.py): turns are written as "Role: text" in DejaVu Sans
+  (Pillow's default font as a fallback) onto square white pages, 1280 px with a 22 px font by default (~100
+  characters x 43 lines, ~4,000 characters per page). Square, because v1's Tiny/Small squash the page to a square
+  (a plain resize to 512² / 640², aspect not kept, so a non-square page would be distorted); 1280, so that the
+  most faithful tier (Large 1280², Gundam's 2 x 2 tiles of 640 cut from a 1280² resize) sees the page at its
+  native resolution and every later tier is a pure downscale of the same pixels, which is the paper's
+  "progressively resizing older images".
 - Schedule (`MemorySchedule`): age in turns (0 = the newest) -> tier, by thresholds. The default doubles the
   age span per step, after Fig. 13's six stages: ages 0-3 text, 4-7 Gundam, 8-15 Large, 16-31 Base, 32-63 Small,
   64+ Tiny (never dropped unless a budget forces it; `drop_age` drops turns that old).
@@ -25,16 +30,17 @@ no schedule, renderer or experiment; every choice below is ours (and a parameter
   it alone exceeds the budget, `MemoryBudgetError` is raised.
 
 Token accounting (`MemoryInput`): the context is [BOS] + one segment per text turn ("Role: text\\n") or page
-(its `<image>` placeholders — crops, global view, view separator, see `ocr2.modes` — then "\\n") + an optional
-query. `text_only_tokens` is the same context with every turn as text; `compression` is their ratio.
+(its `<image>` placeholders — crops, global view, view separator: `ViewRecipe.image_tokens`, the one count the
+pipeline and training use too — then "\\n") + an optional query. `text_only_tokens` is the same context with
+every turn as text; `compression` is their ratio.
 
 Running it through the model (`embed_memory`): one batch of global views must share a size, and a memory mixes
 sizes, so images are embedded per size group with `OCR2Model.image_embeddings` and spliced, in order, into the
 token embeddings; `model(None, inputs_embeds=embed_memory(model, memory))` and `generate_from_embeds` then run
-the decoder. When all images share one mode, `memory.model_inputs()` also gives the plain
+the decoder. When all images share one view geometry, `memory.model_inputs()` also gives the plain
 (input_ids, global_views, crops, num_crops) of `OCR2Model.forward`. The model needs flow-query tables for the
-tiers' view sizes: `ocr2.modes.config_for_modes(config, schedule.image_modes)` for a new model,
-`ocr2.modes.add_query_tables(model, ...)` for a trained one.
+tiers' view sizes: `ocr2.query_tables.with_query_tables(config, schedule.image_modes)` for a new model,
+`ocr2.query_tables.add_query_tables(model, sizes)` for a trained one.
 
     from eval.research.memory import Turn, build_memory, embed_memory
     turns = [Turn(text, role=role) for role, text in history]          # ages: newest 0, oldest n-1
@@ -53,18 +59,21 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from ocr2.config import OCR2Config
 from eval.research.memory_render import DEJAVU_SANS, GlyphGridRenderer, PageLayout, PageRenderer
-from ocr2.modes import MODE_LADDER, MODES, get_mode, views_for
+from ocr2.config import OCR2Config
 from ocr2.processing.image import PageViews
+from ocr2.processing.views import ViewRecipe, get_recipe, page_views
 
 __all__ = [
-    "DEFAULT_SCHEDULE", "DEJAVU_SANS", "GlyphGridRenderer", "ImageGroup", "MemoryBudgetError", "MemoryInput",
-    "MemorySchedule", "PageLayout", "PageRenderer", "Segment", "TEXT", "Turn", "build_memory", "embed_memory",
-    "generate_from_embeds", "save_pages", "text_only_tokens", "turn_text",
+    "DEFAULT_SCHEDULE", "DEJAVU_SANS", "GlyphGridRenderer", "ImageGroup", "MODE_LADDER", "MemoryBudgetError",
+    "MemoryInput", "MemorySchedule", "PageLayout", "PageRenderer", "Segment", "TEXT", "Turn", "build_memory",
+    "embed_memory", "generate_from_embeds", "save_pages", "text_only_tokens", "turn_text",
 ]
 
 TEXT = "text"
+# v1's resolution modes (view recipes of ocr2/processing/views.py), most to least faithful: the order optical
+# memory degrades along (Fig. 13: text -> Gundam -> Large -> Base -> Small -> Tiny).
+MODE_LADDER = ("gundam", "large", "base", "small", "tiny")
 
 
 class MemoryBudgetError(ValueError):
@@ -94,8 +103,9 @@ def _ages(turns: Sequence[Turn]) -> list[int]:
 # -------------------------------------------------------------------------------------------- schedule
 @dataclass(frozen=True)
 class MemorySchedule:
-    """Age (turns) -> tier: `tiers` are (min_age, tier) pairs, tier "text" or a mode of `ocr2.modes.MODES`,
-    sorted by min_age and starting at 0; turns at least `drop_age` old are dropped (None: never)."""
+    """Age (turns) -> tier: `tiers` are (min_age, tier) pairs, tier "text" or a view recipe name (`get_recipe`:
+    a v1 mode of `MODE_LADDER`, `single:S`, ...), sorted by min_age and starting at 0; turns at least `drop_age`
+    old are dropped (None: never)."""
 
     tiers: tuple[tuple[int, str], ...] = (
         (0, TEXT), (4, "gundam"), (8, "large"), (16, "base"), (32, "small"), (64, "tiny"))
@@ -111,7 +121,7 @@ class MemorySchedule:
             raise ValueError(f"schedule ages must be strictly increasing: {ages}")
         for _, t in tiers:
             if t != TEXT:
-                get_mode(t)
+                get_recipe(t)  # an unknown name fails here, naming it
         if TEXT in [t for _, t in tiers[1:]]:
             raise ValueError("only the first (youngest) tier can be text")
         if self.drop_age is not None and self.drop_age <= ages[-1]:
@@ -127,7 +137,7 @@ class MemorySchedule:
         return cls(tuple(tiers), drop_age)
 
     def tier_for(self, age: int) -> str | None:
-        """"text", a mode name, or None (dropped)."""
+        """"text", a view recipe name, or None (dropped)."""
         if self.drop_age is not None and age >= self.drop_age:
             return None
         tier = self.tiers[0][1]
@@ -142,7 +152,8 @@ class MemorySchedule:
         return tuple(t for _, t in self.tiers if t != TEXT)
 
     def next_mode(self, mode: str) -> str | None:
-        """The tier after `mode` when a budget forces degradation; None = drop."""
+        """The tier after `mode` when a budget forces degradation (along the schedule's image tiers, else along
+        `MODE_LADDER`); None = drop."""
         ladder = self.image_modes
         if mode not in ladder:
             ladder = MODE_LADDER
@@ -156,18 +167,19 @@ DEFAULT_SCHEDULE = MemorySchedule()
 # -------------------------------------------------------------------------------------------- memory input
 @dataclass
 class Segment:
-    """One piece of the context: a text turn, or a page of turns shown as an image in `mode`."""
+    """One piece of the context: a text turn, or a page of turns shown as an image in `mode` (a view recipe
+    name)."""
 
     kind: str  # "text" | "image"
     turns: tuple[int, ...]  # indices into the turns given to build_memory
     text: str  # the text it carries (turn text, or the page's lines joined by '\n')
     token_ids: list[int]  # its ids in input_ids: text ids, or <image> placeholders + "\n"
     text_tokens: int  # what the same text costs as text tokens
-    mode: str | None = None  # image tier
+    mode: str | None = None  # image tier: a view recipe name
     layout: PageLayout | None = None
     page: Image.Image | None = None  # rendered page (render=True)
     views: PageViews | None = None  # views of the page in `mode` (render=True)
-    num_placeholders: int = 0  # <image> positions (crops + global + separator)
+    num_placeholders: int = 0  # <image> positions (crops + global + separator): recipe.image_tokens
 
     @property
     def num_tokens(self) -> int:
@@ -221,7 +233,7 @@ class MemoryInput:
         return views
 
     def tier_counts(self) -> dict[str, dict[str, int]]:
-        """Per tier: segments, turns and tokens ('text' and each image mode)."""
+        """Per tier: segments, turns and tokens ('text' and each image tier)."""
         out: dict[str, dict[str, int]] = {}
         for s in self.segments:
             d = out.setdefault(s.tier, {"segments": 0, "turns": 0, "tokens": 0})
@@ -278,8 +290,9 @@ def build_memory(turns: Sequence[Turn], tokenizer, budget: int | None = None,
 
     turns: in any order; each turn's `age` (None: its position from the end, newest 0). The context is laid out
     oldest first. `config` sets the placeholder counts (its query ratio and mask spec; default: the official
-    geometry, which the `tiny` preset shares). `render=False` plans the layout and token counts without drawing
-    pages (fast; `MemoryInput.images` is then unavailable). `query`: text appended after the history.
+    geometry, which the `tiny` preset shares) and resolves config-sized recipes (`multi_crop`, `single`).
+    `render=False` plans the layout and token counts without drawing pages (fast; `MemoryInput.images` is then
+    unavailable). `query`: text appended after the history.
     See the module docstring for the schedule, packing, `text_if_cheaper` and budget policies.
     """
     if policy not in ("degrade_first", "oldest_first"):
@@ -296,8 +309,11 @@ def build_memory(turns: Sequence[Turn], tokenizer, budget: int | None = None,
             raise ValueError(f"turn {i} contains the image token; escape '<image>' in conversation text")
     page_side = renderer.page_size
 
-    def placeholders(mode: str) -> int:
-        return MODES[mode].placeholder_count(page_side, cfg)
+    def recipe(tier: str) -> ViewRecipe:
+        return get_recipe(tier, cfg)
+
+    def placeholders(tier: str) -> int:
+        return recipe(tier).image_tokens((page_side, page_side), cfg)
 
     def text_segment(i: int) -> Segment:
         return Segment(TEXT, (i,), texts[i], text_ids[i], len(text_ids[i]))
@@ -374,7 +390,7 @@ def build_memory(turns: Sequence[Turn], tokenizer, budget: int | None = None,
         for s in segments:
             if s.kind == "image":
                 s.page = renderer.render(s.layout)
-                s.views = views_for(s.page, s.mode)
+                s.views = page_views(s.page, recipe(s.mode))
     ids: list[int] = [tokenizer.bos_id] if bos else []
     spans: list[tuple[int, int]] = []
     for s in segments:
@@ -453,7 +469,7 @@ def save_pages(memory: MemoryInput, directory: str | Path) -> list[Path]:
         if s.views is None:
             continue
         x = ((s.views.global_view.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        path = directory / f"page{k:03d}_{s.mode}.png"
+        path = directory / f"page{k:03d}_{s.mode.replace(':', '-')}.png"
         Image.fromarray(x).save(path)
         paths.append(path)
     return paths

@@ -4,7 +4,7 @@
     python -m eval.research.memory_experiment --checkpoint RUN_OR_MODEL_DIR --pages 2   # (a) and (b)
     ocr2-train experiment=memory_tiers                     # toy (b): a micro model that reads at 3 view sizes
     python -m eval.research.memory_experiment --checkpoint runs/memory_tiers --glyph-grid --pages 32 \
-        --prompt "<image>\nConvert the document to markdown."
+        --prompt plain_markdown
 
 (a) A synthetic conversation (deterministic word salad, turns of --words-min..--words-max words, alternating
     User/Assistant) grows turn by turn; for each length the context cost is printed and plotted for: all turns
@@ -15,9 +15,11 @@
     ~4x smaller with it (the image costs do not change).
 (b) With --checkpoint: --pages pages of fresh synthetic turns are rendered as the memory renders them and read
     back by the model ("<image>\\nFree OCR.") at every image tier of the schedule; NED (whitespace-normalised
-    normalised edit distance, eval.metrics) per tier. Text tiers are verbatim (NED 0). Query tables that the
-    checkpoint lacks are added by interpolation (ocr2.modes.add_query_tables) and their tiers are marked
-    UNTRAINED: their numbers say nothing until the model is trained at those sizes.
+    normalised edit distance, eval.metrics) per tier. Each tier is a view recipe (ocr2/processing/views.py; the
+    schedule's tiny .. gundam are v1's resolution modes) and a page costs `recipe.image_tokens(...)` <image>
+    positions. Text tiers are verbatim (NED 0). Query tables that the checkpoint lacks are added by interpolation
+    (ocr2.query_tables.add_query_tables) and their tiers are marked UNTRAINED: their numbers say nothing until the
+    model is trained at those sizes.
     With --glyph-grid (toy scale, CPU): turns of random capitals are rendered by eval.research.memory.GlyphGridRenderer
     (one glyph per 64 px cell of a 256² page, the demo's pages) and read at 256/192/128 px views (16/9/4 visual
     tokens: Base and Tiny at 1/4 scale and one size between), by a model trained at those sizes
@@ -40,7 +42,7 @@ import torch
 from eval.research.memory import (
     DEFAULT_SCHEDULE, GlyphGridRenderer, MemorySchedule, PageRenderer, Turn, build_memory, turn_text,
 )
-from ocr2.modes import MODES, ResolutionMode, views_for
+from ocr2.processing.views import ViewRecipe, get_recipe
 
 WORDS = (
     "the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
@@ -89,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=2048, help="(b) generation cap per page")
     p.add_argument("--device", default=None, help="(b) cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--prompt", default="free_ocr",
-                   help="(b) prompt: free_ocr | markdown | a literal prompt (the one the checkpoint trained with)")
+                   help="(b) prompt: a name (free_ocr, markdown, plain_markdown) or a literal prompt with <image> "
+                        "(the one the checkpoint trained with)")
     p.add_argument("--glyph-grid", action="store_true",
                    help="(b) toy scale: turns of random capitals on 256² glyph-grid pages, read at 256/192/128 px "
                         "views (a checkpoint of experiment=memory_tiers; use --prompt with its training prompt)")
@@ -161,11 +164,12 @@ def plot(rows: list[dict], budget: int, path: Path, tokenizer_name: str) -> None
 
 # ------------------------------------------------------------------------------------------------ (b)
 # Toy tiers for models trained with experiment=memory_tiers: single views of a 256² glyph-grid page at three sizes
-# (v1's Base and Tiny at 1/4 scale, and one size between), each a view the model was trained on.
+# (v1's Base and Tiny at 1/4 scale, and one size between), each a view the model was trained on (the pixels of
+# `single:256` / `single:192` / `single:128`: one contain-resized view, grey pad).
 GLYPH_TIERS = (
-    ResolutionMode("256px", 256, description="Base at 1/4 scale: 16 tokens, one glyph per token"),
-    ResolutionMode("192px", 192, description="9 tokens, ~1.8 glyphs per token"),
-    ResolutionMode("128px", 128, description="Tiny at 1/4 scale: 4 tokens, 4 glyphs per token"),
+    ViewRecipe("256px", 256, description="Base at 1/4 scale: 16 tokens, one glyph per token"),
+    ViewRecipe("192px", 192, description="9 tokens, ~1.8 glyphs per token"),
+    ViewRecipe("128px", 128, description="Tiny at 1/4 scale: 4 tokens, 4 glyphs per token"),
 )
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -176,14 +180,15 @@ def glyph_turns(n: int, seed: int = 0) -> list[str]:
     return ["".join(rng.choice(ALPHABET) for _ in range(rng.choice((4, 8)))) for _ in range(n)]
 
 
-def read_back(args, tiers: list[ResolutionMode], renderer: PageRenderer, texts: list[str], prompt: str) -> dict:
+def read_back(args, tiers: list[str | ViewRecipe], renderer: PageRenderer, texts: list[str], prompt: str) -> dict:
     """Render `texts` (turns) as the memory lays out a tier block, show the first --pages pages to the model at
-    every tier's view and score what it reads back (whitespace-normalised NED)."""
+    every tier's view recipe (names resolved against the checkpoint's config) and score what it reads back
+    (whitespace-normalised NED)."""
     from eval.metrics import normalized_edit_distance
     from ocr2 import OCR2Model
     from ocr2.generation import NoRepeatNGram
-    from ocr2.modes import add_query_tables
     from ocr2.processing.text import encode_prompt, load_tokenizer
+    from ocr2.query_tables import add_query_tables
     from ocr2.weights import resolve_model_dir
 
     model_dir = resolve_model_dir(args.checkpoint)
@@ -191,7 +196,8 @@ def read_back(args, tiers: list[ResolutionMode], renderer: PageRenderer, texts: 
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     model = OCR2Model.from_pretrained(model_dir, dtype=dtype, device=device)
     tok = load_tokenizer(model_dir)
-    needed = {s for mode in tiers for s in mode.view_sizes}
+    tiers = [get_recipe(t, model.config) for t in tiers]
+    needed = {s for recipe in tiers for s in recipe.view_sizes}
     untrained_sizes = set(add_query_tables(model, needed))
     model = model.to(device=device, dtype=dtype).eval()
     if untrained_sizes:
@@ -204,13 +210,13 @@ def read_back(args, tiers: list[ResolutionMode], renderer: PageRenderer, texts: 
     print(f"\n(b) read-back of {len(layouts)} rendered page(s) per tier with {model_dir}")
     print(f"{'tier':>8} {'view':>18} {'tokens/page':>12} {'text tok/page':>14} {'ratio':>7} {'NED':>7}  note")
     print(f"{'text':>8} {'-':>18} {'-':>12} {'-':>14} {'1.0x':>7} {0.0:>7.3f}  verbatim")
-    for mode in tiers:
+    for recipe in tiers:
         neds, tokens, text_tokens = [], [], []
         start = time.perf_counter()
         for layout in layouts:
             page = renderer.render(layout)
-            views = views_for(page, mode)
-            n = mode.placeholder_count(page.size, model.config)
+            views = recipe.views(page)
+            n = recipe.image_tokens(page.size, model.config)
             ids = torch.tensor([encode_prompt(tok, prompt, [n])], device=device)
             crops = views.crops.to(device, dtype) if views.num_crops else None
             gt = layout.text
@@ -221,14 +227,14 @@ def read_back(args, tiers: list[ResolutionMode], renderer: PageRenderer, texts: 
             neds.append(normalized_edit_distance(" ".join(pred.split()), " ".join(gt.split())))
             tokens.append(n)
             text_tokens.append(gt_tokens)
-        untrained = bool(set(mode.view_sizes) & untrained_sizes)
-        view = f"{mode.global_size}" + (f"+n x {mode.crop_size}" if mode.crop_mode else "")
+        untrained = bool(set(recipe.view_sizes) & untrained_sizes)
+        view = f"{recipe.global_size}" + (f"+n x {recipe.crop_size}" if recipe.crop_size else "")
         ned = sum(neds) / len(neds)
         ratio = sum(text_tokens) / sum(tokens)
-        print(f"{mode.name:>8} {view:>18} {sum(tokens) / len(tokens):>12.0f} "
+        print(f"{recipe.name:>8} {view:>18} {sum(tokens) / len(tokens):>12.0f} "
               f"{sum(text_tokens) / len(text_tokens):>14.0f} {ratio:>6.1f}x {ned:>7.3f}  "
               f"{'UNTRAINED query table' if untrained else ''} ({time.perf_counter() - start:.1f} s)")
-        results["tiers"][mode.name] = {"ned": ned, "neds": neds, "tokens_per_page": tokens,
+        results["tiers"][recipe.name] = {"ned": ned, "neds": neds, "tokens_per_page": tokens,
                                        "text_tokens": text_tokens, "compression": ratio,
                                        "untrained_query_table": untrained}
     return results
@@ -300,15 +306,15 @@ def main(argv: list[str] | None = None) -> int:
                "font_size": renderer.font_size, "tokens_vs_turns": rows}
 
     if args.checkpoint:
-        from ocr2.processing.text import PROMPTS
+        from ocr2.processing.reading import resolve_prompt
 
         if args.glyph_grid:
             tiers, page_renderer = list(GLYPH_TIERS), GlyphGridRenderer()
             texts = glyph_turns(400, args.seed + 1)
         else:  # fresh turns (not those of part (a)), at the schedule's image tiers
-            tiers, page_renderer = [MODES[t] for t in schedule.image_modes], renderer
+            tiers, page_renderer = list(schedule.image_modes), renderer
             texts = [turn_text(t) for t in synthetic_turns(400, args.words_min, args.words_max, args.seed + 1)]
-        results["read_back"] = read_back(args, tiers, page_renderer, texts, PROMPTS.get(args.prompt, args.prompt))
+        results["read_back"] = read_back(args, tiers, page_renderer, texts, resolve_prompt(args.prompt))
         plot_read_back(results["read_back"], out / "read_back.png")
         print(f"plot: {out / 'read_back.png'}")
     else:

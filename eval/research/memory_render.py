@@ -1,4 +1,4 @@
-"""Rendering text to page images, for the optical context memory (ocr2/memory.py).
+"""Rendering text to page images, for the optical context memory (eval/research/memory.py).
 
 `PageRenderer`: turns written as "Role: text" in DejaVu Sans on square white pages (the memory's default; its
 module docstring gives the reasons for the size and font). `GlyphGridRenderer`: the toy-scale variant, one glyph
