@@ -437,27 +437,13 @@ def embed_memory(model, memory: MemoryInput) -> torch.Tensor:
 @torch.no_grad()
 def generate_from_embeds(model, inputs_embeds: torch.Tensor, max_new_tokens: int = 256,
                          eos_token_id: int | None = None, logits_processor=None) -> torch.Tensor:
-    """Greedy decoding from (1, L, hidden) input embeddings (e.g. `embed_memory`), KV-cached.
-    Returns the new token ids (1, T), stopping after EOS."""
-    from ocr2.modeling.decoder import KVCache
+    """Greedy decoding from (B, L, hidden) input embeddings (e.g. `embed_memory`): the library's one decoding
+    loop (ocr2/generation.py), KV-cached. Returns the new token ids (B, T), stopping after EOS."""
+    from ocr2.generation import greedy_decode
 
     eos = model.config.eos_token_id if eos_token_id is None else eos_token_id
-    cache = KVCache(len(model.decoder.layers), headroom=max_new_tokens)
-    step, out = inputs_embeds, []
-    for _ in range(max_new_tokens):
-        logits = model(None, inputs_embeds=step, cache=cache, logits_to_keep=1).logits[:, -1]
-        if logits_processor is not None:
-            generated = (torch.stack(out, dim=1) if out
-                         else torch.empty(logits.shape[0], 0, dtype=torch.long, device=logits.device))
-            logits = logits_processor(generated, logits)
-        token = logits.argmax(-1)
-        out.append(token)
-        if bool((token == eos).all()):
-            break
-        step = model.decoder.embed_tokens(token[:, None]).to(inputs_embeds.dtype)
-    if not out:
-        return torch.empty(inputs_embeds.shape[0], 0, dtype=torch.long, device=inputs_embeds.device)
-    return torch.stack(out, dim=1)
+    return greedy_decode(model, inputs_embeds=inputs_embeds, max_new_tokens=max_new_tokens, eos_token_id=eos,
+                         logits_processor=logits_processor)
 
 
 def save_pages(memory: MemoryInput, directory: str | Path) -> list[Path]:
