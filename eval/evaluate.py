@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from configs import CONFIG_DIR  # the yaml groups, shipped inside the package (configs/__init__.py)
@@ -27,7 +28,7 @@ def run(cfg: DictConfig) -> dict:
     pages = list(iter_pages(cfg.data.path, cfg.data.split, cfg.data.limit))
     if not pages:
         raise ValueError(f"{cfg.data.path} ({cfg.data.split}): no pages to evaluate")
-    out = Path(cfg.out_dir)
+    out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(HydraConfig.get().runtime.output_dir)
     report = evaluate(pipe, pages, out, info=protocol(pipe, str(model_dir), cfg.data.path, cfg.data.split))
     table = render_markdown_table([report["summary"]], SUMMARY_COLUMNS)
     (out / "summary.md").write_text(table + "\n\nProtocol:\n```json\n" + json.dumps(report["protocol"], indent=1)

@@ -32,7 +32,7 @@ def pages(tmp_path_factory) -> Path:
 
 def _ocr2_eval(model: Path, data: Path, out: Path, *overrides: str) -> dict:
     proc = subprocess.run([sys.executable, "-m", "eval.evaluate", f"checkpoint={model}", f"data.path={data}",
-                           f"out_dir={out}", f"hydra.run.dir={out}", "max_new_tokens=6", "device=cpu", *overrides],
+                           f"out_dir={out}", "max_new_tokens=6", "device=cpu", *overrides],
                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads((out / "metrics.json").read_text())
@@ -57,6 +57,11 @@ def test_metrics_carry_the_protocol(single_view_eval):
     assert proto["views"] == "single:256" and proto["prompt"] == "<image>\nFree OCR."
     assert proto["decoding"]["method"] == "greedy" and proto["decoding"]["max_new_tokens"] == 6
     assert "post_processing" in proto and metrics["summary"]["pages"] == 3
+
+
+def test_out_dir_holds_hydra_files_too(single_view_eval):
+    out, _ = single_view_eval  # and tests/conftest.py fails the session if outputs/ appeared in the checkout
+    assert (out / ".hydra" / "config.yaml").exists()
 
 
 def test_summary_table_is_written(single_view_eval):

@@ -90,7 +90,7 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
 
 def _ocr2_eval(run: Path, data: Path, out: Path, *overrides: str) -> dict:
     proc = subprocess.run([sys.executable, "-m", "eval.evaluate", f"checkpoint={run}", f"data.path={data}",
-                           f"out_dir={out}", f"hydra.run.dir={out}", "device=cpu", *overrides],
+                           f"out_dir={out}", "device=cpu", *overrides],
                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads((out / "metrics.json").read_text())
