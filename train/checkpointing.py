@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from train.dist import barrier, gather_objects
+from train.safe_load import weights_only_loads
 
 POINTER = "latest"
 
@@ -43,7 +44,11 @@ def _write_pointer(ckpt_dir: Path, tag: str) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    # numpy's state as plain data (name, keys as a list, pos, has_gauss, cached_gaussian): checkpoints hold only
+    # tensors and plain containers, which the restricted unpickler (train/safe_load.py) reads without allow-lists.
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -51,7 +56,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -101,8 +107,9 @@ class CheckpointManager:
 
     def load(self, engine, where: tuple[Path, str], world_size: int) -> dict:
         load_dir, tag = where
-        _, client_state = engine.load_checkpoint(str(load_dir), tag=tag, load_optimizer_states=True,
-                                                 load_lr_scheduler_states=False)
+        with weights_only_loads():  # a planted .pt file is refused, never run (train/safe_load.py)
+            _, client_state = engine.load_checkpoint(str(load_dir), tag=tag, load_optimizer_states=True,
+                                                     load_lr_scheduler_states=False)
         if client_state is None or "ocr2" not in client_state:
             raise RuntimeError(f"{load_dir / tag}: not a loadable ocr2 training checkpoint")
         client_state = client_state["ocr2"]

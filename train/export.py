@@ -18,6 +18,7 @@ from ocr2.processing.reading import ReadingRecipe
 from ocr2.processing.text import TOKENIZER_FILE
 from ocr2.weights import save_state_dict
 from train.checkpointing import read_latest
+from train.safe_load import UnsafeCheckpointError, weights_only_loads
 
 
 def resolve_tag(path: Path) -> Path:
@@ -43,7 +44,8 @@ def export(checkpoint: str | Path, out: str | Path, from_zero: bool = False) -> 
     else:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        state = get_fp32_state_dict_from_zero_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
+        with weights_only_loads():  # DeepSpeed's .pt files: tensors and plain data only, never code
+            state = get_fp32_state_dict_from_zero_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
         # The run's reading recipe goes with the weights (the release's only for a checkpoint that has none).
         save_state_dict(OCR2Config.load(model_dir / "config.json"), state, out, reading=ReadingRecipe.load(model_dir))
         if (model_dir / TOKENIZER_FILE).exists():
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         out = export(args.checkpoint, args.out, args.from_zero)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, UnsafeCheckpointError) as e:
         print(f"ocr2-export: {e}", file=sys.stderr)
         return 2
     print(f"ocr2-export: wrote {out}")
