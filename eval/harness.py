@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def score(pages: list[EvalPage], markdown: dict[str, str], hit_limit: dict[str, 
 
 def evaluate(pipe: OCRPipeline, pages: list[EvalPage], out_dir: Path | None = None, progress: bool = True,
              info: dict | None = None) -> dict:
+    # Predictions are keyed by sample id (predictions/<id>.md, as OmniDocBench lays them out): two pages with one
+    # id would be scored against one prediction.
+    repeated = sorted(stem for stem, n in Counter(p.stem for p in pages).items() if n > 1)
+    if repeated:
+        raise ValueError(f"{len(repeated)} sample id(s) occur more than once, e.g. {repeated[:5]}: give every page "
+                         f"its own id (the dataset's `id` column)")
     start = time.perf_counter()
     results = pipe.read_images([(p.stem, p.image) for p in pages], progress=progress)
     markdown = {r.source: r.markdown for r in results}

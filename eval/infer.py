@@ -1,14 +1,21 @@
 """`ocr2-infer`: read images, folders and PDFs with an ocr2 checkpoint; write markdown and grounded blocks.
 
-Per page: `<out>/<stem>.md` (grounding stripped) and `<out>/<stem>.json` (raw output, blocks with pixel boxes,
-token counts, timing). PDFs give `<stem>_p0001.md`, ... Exit code 0 when every page was read, 1 when some
-inputs failed (each failure is reported with its file and reason), 2 for usage errors.
+Per page: `<out>/<name>.md` (grounding stripped) and `<out>/<name>.json` (raw output, blocks with pixel boxes,
+token counts, timing); the name is the file stem, made unique when inputs share one (ocr2/documents.py), and PDFs
+give `<name>_p0001.md`, ... Each page's files are written (atomically) as soon as it is read, so nothing done is
+lost: a page that fails fails alone, SIGTERM / SIGINT stop after the current batch keeping every page written, and
+a rerun skips pages whose outputs exist (`--overwrite` reads them again).
+
+Exit code 0 when every page was read, 1 when some failed (each reported with its file and reason), 2 for usage
+errors, 128 + the signal number when stopped by a signal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -36,8 +43,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="default: bfloat16 on GPU, float32 on CPU")
+    p.add_argument("--overwrite", action="store_true", help="read pages again even if their outputs exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # A reader (or a rerun) sees the old file or the whole new one, never a torn one.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
+    os.replace(tmp, path)
+
+
+def _done(out: Path, name: str) -> bool:
+    return (out / f"{name}.md").exists() and (out / f"{name}.json").exists()
+
+
+class _StopFlag:
+    """SIGTERM / SIGINT set the flag; the pipeline checks it between batches."""
+
+    def __init__(self):
+        self.signum = None
+        self.saved = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        print(f"ocr2-infer: {signal.Signals(signum).name}: stopping after the current batch", file=sys.stderr)
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def restore(self) -> None:
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,20 +92,36 @@ def main(argv: list[str] | None = None) -> int:
           f"{pipe.max_new_tokens}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = pipe(args.inputs, progress=not args.quiet)
-    failed = [r for r in results if r.error]
-    for r in results:
-        if r.error:
-            print(f"ocr2-infer: FAILED {r.source}" + (f" page {r.page + 1}" if r.page is not None else "")
-                  + f": {r.error}", file=sys.stderr)
-            continue
-        (out / f"{r.name}.md").write_text(r.markdown + "\n")
-        (out / f"{r.name}.json").write_text(json.dumps(r.to_dict(), ensure_ascii=False, indent=1))
-    ok = len(results) - len(failed)
-    tokens = sum(r.generated_tokens for r in results)
-    seconds = sum(r.seconds for r in results)
-    print(f"ocr2-infer: {ok} page(s) read, {len(failed)} failed; {tokens} tokens generated in {seconds:.1f} s; "
-          f"output in {out}")
+    stop = _StopFlag()
+    read = failed = skipped = tokens = 0
+    seconds = 0.0
+    try:
+        skip = None if args.overwrite else (lambda name: _done(out, name))
+        for r in pipe.iter_results(args.inputs, progress=not args.quiet, skip=skip, stop=stop):
+            if r.skipped:
+                skipped += 1
+            elif r.error:
+                failed += 1
+                print(f"ocr2-infer: FAILED {r.source!r}" + (f" page {r.page + 1}" if r.page is not None else "")
+                      + f": {r.error}", file=sys.stderr)
+            else:
+                # json first, markdown last: a page counts as done (and is skipped by a rerun) only with both.
+                _write_atomic(out / f"{r.name}.json", json.dumps(r.to_dict(), ensure_ascii=True, indent=1))
+                _write_atomic(out / f"{r.name}.md", r.markdown + "\n")
+                read += 1
+                tokens += r.generated_tokens
+                seconds += r.seconds
+    except ValueError as e:  # clashing output names, found before anything is read
+        print(f"ocr2-infer: {e}", file=sys.stderr)
+        return 2
+    finally:
+        stop.restore()
+    print(f"ocr2-infer: {read} page(s) read, {failed} failed, {skipped} already done; {tokens} tokens generated "
+          f"in {seconds:.1f} s; output in {out}")
+    if stop.signum is not None:
+        print(f"ocr2-infer: stopped by {signal.Signals(stop.signum).name}; rerun the same command to read the "
+              "rest", file=sys.stderr)
+        return 128 + stop.signum
     return 1 if failed else 0
 
 

@@ -26,8 +26,10 @@ class GroundedBlock:
 def _boxes(raw: str, width: int, height: int) -> list[list[float]]:
     try:
         value = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return []  # a truncated or malformed box list (e.g. output cut at the token limit): keep the text
+    if not isinstance(value, (list, tuple)):
+        return []  # a model's `<|det|>5<|/det|>`: no box, the text is kept
     if value and isinstance(value[0], (int, float)):
         value = [value]
     out = []

@@ -11,29 +11,27 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 from PIL import Image
 
+from ocr2.documents import expand_inputs, iter_pages, page_names
 from ocr2.generation import NoRepeatNGram
 from ocr2.grounding import GroundedBlock, parse_grounding, strip_grounding
 from ocr2.modeling.model import OCR2Model
-from ocr2.processing.image import ImageError, batch_views, load_image
+from ocr2.processing.image import batch_views
 from ocr2.processing.reading import RELEASE_READING, ReadingRecipe
 from ocr2.processing.text import Tokenizer, encode_prompt, load_tokenizer
 from ocr2.processing.views import ViewRecipe
 from ocr2.query_tables import require_query_tables
 from ocr2.weights import resolve_model_dir
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-PDF_DPI = 144  # the release rasterises PDFs at 144 dpi (zoom 2.0, run_dpsk_ocr2_pdf.py)
-
-
 @dataclass
 class PageResult:
     source: str
     page: int | None = None  # 0-based page index for PDFs
+    name: str = ""  # what the outputs are called: unique across the inputs of one call (ocr2/documents.py)
     markdown: str = ""  # grounding spans stripped
     raw: str = ""  # decoded output as generated (special tokens kept)
     blocks: list[GroundedBlock] = field(default_factory=list)
@@ -43,74 +41,12 @@ class PageResult:
     hit_token_limit: bool = False  # no EOS within max_new_tokens: counted by the repetition-rate metric
     seconds: float = 0.0  # this page's share of its batch's wall time
     error: str | None = None
-
-    @property
-    def name(self) -> str:
-        stem = Path(self.source).stem
-        return stem if self.page is None else f"{stem}_p{self.page + 1:04d}"
+    skipped: bool = False  # not read: the caller said its outputs already exist
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["blocks"] = [b.to_dict() for b in self.blocks]
         return d
-
-
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders expand to their images and PDFs (sorted, non-recursive)."""
-    out: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | {".pdf"})
-        else:
-            out.append(path)
-    return out
-
-
-def iter_pages(path: Path, max_pixels: int | None = None) -> Iterator[tuple[int | None, Image.Image | Exception]]:
-    """(page index or None, image or the error for that page/file)."""
-    if path.suffix.lower() != ".pdf":
-        try:
-            yield None, load_image(path, max_pixels=max_pixels) if max_pixels else load_image(path)
-        except (ImageError, OSError) as e:
-            yield None, e
-        return
-    import pypdfium2 as pdfium
-
-    try:
-        pdf = pdfium.PdfDocument(str(path))
-    except Exception as e:  # pypdfium2 raises PdfiumError for empty/broken files
-        yield None, ValueError(f"{path}: cannot open PDF ({e})")
-        return
-    try:
-        if len(pdf) == 0:
-            yield None, ValueError(f"{path}: the PDF has no pages")
-        for i in range(len(pdf)):
-            try:
-                image = pdf[i].render(scale=PDF_DPI / 72).to_pil().convert("RGB")
-                yield i, load_image(image, max_pixels=max_pixels) if max_pixels else load_image(image)
-            except Exception as e:
-                yield i, ValueError(f"{path}: page {i + 1} cannot be rendered ({e})")
-    finally:
-        pdf.close()
-
-
-def count_pages(paths: Iterable[Path]) -> int:
-    """Pages the inputs hold (a PDF's page count from its header, 1 per image), for the progress bar's total."""
-    import pypdfium2 as pdfium
-
-    total = 0
-    for path in paths:
-        if path.suffix.lower() != ".pdf":
-            total += 1
-            continue
-        try:
-            pdf = pdfium.PdfDocument(str(path))
-            total += max(1, len(pdf))
-            pdf.close()
-        except Exception:  # a broken PDF still yields one (failed) result
-            total += 1
-    return total
 
 
 class OCRPipeline:
@@ -152,47 +88,88 @@ class OCRPipeline:
         return cls(model, load_tokenizer(directory), **kwargs)
 
     def __call__(self, inputs: Iterable[str | Path], progress: bool = True) -> list[PageResult]:
+        return list(self.iter_results(inputs, progress))
+
+    def iter_results(self, inputs: Iterable[str | Path], progress: bool = True,
+                     skip: Callable[[str], bool] | None = None,
+                     stop: Callable[[], bool] | None = None) -> Iterator[PageResult]:
+        """Results as each batch is done, so a caller can write them at once. `skip(name)`: True for pages
+        not to read (their result comes back with `skipped`; a PDF page is then not even rendered). `stop()`:
+        checked between batches; True ends the iteration, dropping pages not yet read (a signal handler's flag).
+        Every failure (unreadable file, a page that breaks the model or the post-processing) is that page's
+        error and never stops the others."""
         from tqdm.auto import tqdm
 
-        results: list[PageResult] = []
-        pending: list[tuple[PageResult, Image.Image]] = []
         paths = expand_inputs(inputs)
-        bar = tqdm(total=count_pages(paths), desc="pages", unit="page", disable=not progress)
-        for path in paths:
-            if not path.exists():
-                results.append(PageResult(str(path), error=f"{path}: no such file"))
-                bar.update(1)
-                continue
-            for page, item in iter_pages(path, self.max_pixels):
-                if isinstance(item, Exception):
-                    results.append(PageResult(str(path), page, error=str(item)))
-                    bar.update(1)
-                    continue
-                res = PageResult(str(path), page)
-                results.append(res)
-                pending.append((res, item))
-                if len(pending) == self.batch_size:
-                    self._run(pending)
-                    bar.update(len(pending))
-                    pending = []
-        if pending:
-            self._run(pending)
+        names = page_names([p for p in paths if p.exists()])
+        bar = tqdm(total=sum(len(names.get(p, [p.stem])) for p in paths), desc="pages", unit="page",
+                   disable=not progress)
+        pending: list[tuple[PageResult, object]] = []
+
+        def flush() -> Iterator[PageResult]:
+            self._run_isolated(pending)
             bar.update(len(pending))
-        bar.close()
-        return results
+            done = [r for r, _ in pending]
+            pending.clear()
+            yield from done
+
+        try:
+            for path in paths:
+                if stop is not None and stop():
+                    return
+                if not path.exists():
+                    bar.update(1)
+                    yield PageResult(str(path), name=path.stem, error=f"{path}: no such file")
+                    continue
+                file_names = names[path]
+                skipped = {i for i, n in enumerate(file_names) if skip is not None and skip(n)}
+                for page, item in iter_pages(path, self.max_pixels, skip=skipped):
+                    name = file_names[min(page or 0, len(file_names) - 1)]
+                    if item is None:
+                        bar.update(1)
+                        yield PageResult(str(path), page, name=name, skipped=True)
+                    elif isinstance(item, Exception):
+                        bar.update(1)
+                        yield PageResult(str(path), page, name=name, error=str(item))
+                    else:
+                        pending.append((PageResult(str(path), page, name=name), item))
+                        if len(pending) == self.batch_size:
+                            yield from flush()
+                            if stop is not None and stop():
+                                return
+            if pending:
+                yield from flush()
+        finally:
+            bar.close()
 
     def read_images(self, images: Iterable[tuple[str, Image.Image]], progress: bool = True) -> list[PageResult]:
         """In-memory pages (name, image) -> results in the same order; used by evaluation."""
         from tqdm.auto import tqdm
 
-        items = [(PageResult(name), img.convert("RGB")) for name, img in images]
+        items = [(PageResult(name, name=name), img.convert("RGB")) for name, img in images]
         bar = tqdm(total=len(items), desc="pages", unit="page", disable=not progress)
         for start in range(0, len(items), self.batch_size):
             chunk = items[start:start + self.batch_size]
-            self._run(chunk)
+            self._run_isolated(chunk)
             bar.update(len(chunk))
         bar.close()
         return [r for r, _ in items]
+
+    def _run_isolated(self, batch: list[tuple[PageResult, object]]) -> None:
+        """`_run` on the batch; if it fails, page by page, so one page that breaks only fails itself."""
+        try:
+            self._run(batch)
+            return
+        except Exception:  # noqa: BLE001 - any failure: retry alone to find the page(s) that cause it
+            if len(batch) == 1:
+                res, _ = batch[0]
+                import traceback
+
+                res.error = f"{res.source}" + (f" page {res.page + 1}" if res.page is not None else "") + \
+                    ": " + traceback.format_exc(limit=1).strip().splitlines()[-1]
+                return
+        for item in batch:
+            self._run_isolated([item])
 
     @torch.no_grad()
     def _run(self, batch: list[tuple[PageResult, Image.Image]]) -> None:
@@ -220,7 +197,7 @@ class OCRPipeline:
             tokens = tokens[: tokens.index(tok.eos_id)] if ended else tokens
             res.raw = tok.decode(tokens)
             res.markdown = strip_grounding(res.raw)
-            res.blocks = parse_grounding(res.raw, *img.size)
+            res.blocks = parse_grounding(res.raw, *img.size)  # malformed spans give blocks without boxes
             res.prompt_tokens, res.image_tokens = len(p), n
             res.generated_tokens, res.hit_token_limit, res.seconds = len(tokens), not ended, share
 
