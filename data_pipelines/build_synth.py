@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from data_pipelines.synth.config import SynthConfig
 from data_pipelines.synth.page import PageGenerator, page_seed
+from data_pipelines.staging import require_pages, staged_dataset
 from data_pipelines.writer import SplitWriter, encode_image, write_build_info
 
 log = logging.getLogger("ocr2.data")
@@ -43,7 +44,14 @@ def build_synth(out_dir: str | Path, splits: dict[str, int], config: SynthConfig
     """Render `splits` ({name: number of pages}) into `out_dir`; returns the build info written beside it."""
     PageGenerator(config)  # fail fast (fonts) and print the CJK message once, in this process
     tasks = [(split, i, seed) for split, n in splits.items() for i in range(n)]
-    writers = {split: SplitWriter(out_dir, split, rows_per_shard, row_group_size) for split, n in splits.items() if n}
+    with staged_dataset(out_dir, [s for s, n in splits.items() if n]) as staging:
+        return _build(staging, out_dir, tasks, splits, config, seed, workers, rows_per_shard, row_group_size,
+                      image_format, command)
+
+
+def _build(staging: Path, out_dir, tasks, splits, config, seed, workers, rows_per_shard, row_group_size,
+           image_format, command) -> dict[str, Any]:
+    writers = {split: SplitWriter(staging, split, rows_per_shard, row_group_size) for split, n in splits.items() if n}
     start = time.perf_counter()
     bar = tqdm(total=len(tasks), desc="synth pages", unit="page", smoothing=0.1)
     if workers <= 1:
@@ -65,11 +73,12 @@ def build_synth(out_dir: str | Path, splits: dict[str, int], config: SynthConfig
     for w in writers.values():
         w.close()
     counts = {split: w.rows for split, w in writers.items()}
+    require_pages(counts, f"synth {out_dir}")
     elapsed = time.perf_counter() - start
     info = {"builder": "synth", "command": command, "seed": seed, "splits": counts, "workers": workers,
             "image_format": image_format, "seconds": round(elapsed, 1),
             "pages_per_second": round(len(tasks) / elapsed, 2) if elapsed else None, "config": config.to_dict()}
-    write_build_info(out_dir, info)
+    write_build_info(staging, info)
     log.info("wrote %s to %s (%.1f pages/s with %d workers)", counts, out_dir, len(tasks) / max(elapsed, 1e-9),
              workers)
     return info

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
+from data_pipelines.staging import require_pages, staged_dataset
 from data_pipelines.writer import SplitWriter, encode_image, write_build_info
 from ocr2.data.schema import make_sample
 from ocr2.data.skips import SkipCounter
@@ -73,14 +74,16 @@ def build_folder(out_dir: str | Path, root: str | Path, validation_fraction: flo
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation fraction must be in [0, 1), got {validation_fraction}")
     skips = SkipCounter()
-    writers = {s: SplitWriter(out_dir, s, rows_per_shard, row_group_size) for s in ("train", "validation")}
-    for rel, row in folder_samples(root, skips):
-        writers[split_of(rel, validation_fraction)].write(row)
-    for w in writers.values():
-        w.close()
-    counts = {s: w.rows for s, w in writers.items()}
-    info = {"builder": "folder", "command": command, "root": str(root), "splits": counts,
-            "validation_fraction": validation_fraction, "skipped": skips.counts()}
-    write_build_info(out_dir, info)
+    with staged_dataset(out_dir, ("train", "validation")) as staging:
+        writers = {s: SplitWriter(staging, s, rows_per_shard, row_group_size) for s in ("train", "validation")}
+        for rel, row in folder_samples(root, skips):
+            writers[split_of(rel, validation_fraction)].write(row)
+        for w in writers.values():
+            w.close()
+        counts = {s: w.rows for s, w in writers.items()}
+        require_pages(counts, f"folder --root {root}", skips.counts())
+        info = {"builder": "folder", "command": command, "root": str(root), "splits": counts,
+                "validation_fraction": validation_fraction, "skipped": skips.counts()}
+        write_build_info(staging, info)
     log.info("wrote %s to %s; %s", counts, out_dir, skips.report())
     return info

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
+from data_pipelines.staging import require_pages, staged_dataset
 from data_pipelines.writer import SplitWriter, write_build_info
 from ocr2.data.markdown import blocks_to_markdown
 from ocr2.data.schema import make_sample
@@ -73,14 +74,16 @@ def build_omnidocbench(out_dir: str | Path, json_path: str | Path, image_dir: st
                        row_group_size: int = 64, command: str = "") -> dict[str, Any]:
     skips = SkipCounter()
     total = len(load_pages(json_path))
-    writer = SplitWriter(out_dir, split, rows_per_shard, row_group_size)
-    for row in tqdm(omnidocbench_samples(json_path, image_dir, markdown_dir, skips), total=total,
-                    desc="omnidocbench pages", unit="page"):
-        writer.write(row)
-    writer.close()
-    info = {"builder": "omnidocbench", "command": command, "json": str(json_path), "images": str(image_dir),
-            "markdown": "from blocks" if markdown_dir is None else str(markdown_dir), "splits": {split: writer.rows},
-            "skipped": skips.counts()}
-    write_build_info(out_dir, info)
+    with staged_dataset(out_dir, [split]) as staging:
+        writer = SplitWriter(staging, split, rows_per_shard, row_group_size)
+        for row in tqdm(omnidocbench_samples(json_path, image_dir, markdown_dir, skips), total=total,
+                        desc="omnidocbench pages", unit="page"):
+            writer.write(row)
+        writer.close()
+        require_pages({split: writer.rows}, f"omnidocbench --json {json_path} --images {image_dir}", skips.counts())
+        info = {"builder": "omnidocbench", "command": command, "json": str(json_path), "images": str(image_dir),
+                "markdown": "from blocks" if markdown_dir is None else str(markdown_dir),
+                "splits": {split: writer.rows}, "skipped": skips.counts()}
+        write_build_info(staging, info)
     log.info("wrote %d pages to %s; %s", writer.rows, out_dir, skips.report())
     return info
