@@ -54,7 +54,15 @@ def folder_samples(root: str | Path, skips: SkipCounter | None = None) -> Iterat
         if not md_path.is_file():
             skips.add("no_markdown", rel, f"{md_path}: no such file")
             continue
-        markdown = md_path.read_text(encoding="utf-8", errors="replace").strip()
+        raw = md_path.read_bytes()
+        try:
+            markdown = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            skips.add("bad_markdown", rel, f"{md_path}: not UTF-8 text ({e})")
+            continue
+        if "\x00" in markdown:  # binary junk that happens to decode: never ground truth
+            skips.add("bad_markdown", rel, f"{md_path}: binary data (NUL bytes), not markdown")
+            continue
         if not markdown:
             skips.add("empty_text", rel, f"{md_path} is empty")
             continue

@@ -130,3 +130,13 @@ def test_python_dash_m_data_pipelines_is_the_same_command():
     result = subprocess.run([sys.executable, "-m", "data_pipelines", "--help"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1], timeout=60)
     assert result.returncode == 0 and "synth" in result.stdout and "omnidocbench" in result.stdout
+
+
+def test_folder_builder_refuses_binary_markdown_as_ground_truth(tmp_path):
+    root = tmp_path / "scans"
+    root.mkdir()
+    for name, md in [("good", "# Title\n\nText.".encode()), ("latin1", b"caf\xe9 \xff\xfe"), ("nul", b"ab\x00cd")]:
+        page_image(0).save(root / f"{name}.png")
+        (root / f"{name}.md").write_bytes(md)
+    info = build_folder(tmp_path / "ds", root, validation_fraction=0.0)
+    assert info["splits"]["train"] == 1 and info["skipped"] == {"bad_markdown": 2}

@@ -7,6 +7,7 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from data_helpers import page_row, write_pages, write_split
 from data_pipelines.writer import encode_image
@@ -73,7 +74,10 @@ def poisoned(tmp_path_factory):
     bad_image = [page_row(100, image=b"\x89PNG\r\n\x1a\n garbage"), page_row(101, image=png[: len(png) // 2])]
     empty = [page_row(200, markdown=""), page_row(201, markdown="   \n\t"), page_row(202, markdown="\n")]
     too_long = [page_row(300, markdown="x" * 5000)]
-    rows = good[:3] + bad_image[:1] + empty[:2] + good[3:7] + too_long + bad_image[1:] + good[7:] + empty[2:]
+    # Decodes, but no view can be made of it (a 768-wide view would be 0 px high).
+    sliver = [page_row(400, image=Image.new("RGB", (10000, 4), "white"))]
+    rows = (good[:3] + bad_image[:1] + empty[:2] + good[3:7] + too_long + bad_image[1:] + sliver + good[7:]
+            + empty[2:])
     return write_split(tmp_path_factory.mktemp("poisoned"), "train", rows)
 
 
@@ -81,8 +85,8 @@ def test_poisoned_dataset_skips_and_counts_each_bad_sample_by_reason(poisoned):
     loader = _loader(poisoned)
     seen = _consume(loader)
     assert sorted(seen) == [f"p{i:04d}" for i in range(10)]
-    assert loader.skip_counts() == {"bad_image": 2, "empty_text": 3, "too_long": 1}
-    assert loader.report() == "skipped 6 samples: bad_image=2, empty_text=3, too_long=1"
+    assert loader.skip_counts() == {"bad_image": 2, "empty_text": 3, "too_long": 1, "encode_error": 1}
+    assert loader.report() == "skipped 7 samples: bad_image=2, empty_text=3, encode_error=1, too_long=1"
 
 
 def test_skipped_samples_are_logged_with_id_and_reason(poisoned, caplog):
@@ -91,7 +95,18 @@ def test_skipped_samples_are_logged_with_id_and_reason(poisoned, caplog):
     text = caplog.text
     assert "skipped sample p0100 (bad_image" in text and "skipped sample p0300 (too_long" in text
     assert "tokens (145 image positions) > max_length 1024" in text
-    assert "data exhausted: skipped 6 samples" in text  # the end-of-data summary
+    assert "skipped sample p0400 (encode_error" in text
+    assert "data exhausted: skipped 7 samples" in text  # the end-of-data summary
+
+
+def test_an_unreadable_row_group_names_its_shard(tmp_path):
+    data = write_pages(tmp_path / "ds", 6)
+    shard = sorted((data / "data").glob("*.parquet"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[200:1200] = b"\0" * 1000  # inside the first row group's pages; the footer stays readable
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"{shard.name}: row group 0 is unreadable"):
+        _consume(_loader(data, num_workers=0))
 
 
 def test_a_dataset_without_the_markdown_column_is_refused_by_name(tmp_path):

@@ -185,3 +185,17 @@ def test_max_pixels_can_exceed_pillows_limit(tmp_path, monkeypatch):
         load_image(path)
     assert load_image(path, max_pixels=20_000).size == (100, 100)
     assert Image.MAX_IMAGE_PIXELS == 1000  # the temporary lift is undone
+
+
+def test_16_bit_grayscale_png_keeps_its_contrast(tmp_path):
+    # Pillow's convert("RGB") clips values above 255: a 16-bit scan would become a blank white page.
+    Image.fromarray(np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)).save(tmp_path / "scan.png")
+    assert Image.open(tmp_path / "scan.png").mode == "I;16"
+    rgb = np.asarray(load_image(tmp_path / "scan.png"))
+    assert rgb.min() == 0 and rgb.max() == 255 and 120 < rgb.mean() < 135
+
+
+def test_32_bit_grayscale_with_16_bit_values_keeps_its_contrast():
+    image = Image.fromarray(np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)).convert("I")
+    rgb = np.asarray(load_image(image))
+    assert rgb.min() == 0 and rgb.max() == 255 and 120 < rgb.mean() < 135

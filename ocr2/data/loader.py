@@ -97,6 +97,8 @@ class PageBatches(IterableDataset):
                     builder.add(example)
             except BadSample as e:
                 skips.add(e.reason, str(row.get("id", "?")), e.detail)
+            except Exception as e:  # noqa: BLE001 - any other per-sample failure: skip it, named, never the run
+                skips.add("encode_error", str(row.get("id", "?")), f"{type(e).__name__}: {e}")
             if builder.full():
                 yield emit(after)
                 batch_index += 1

@@ -16,6 +16,8 @@ REASONS = {
     "bad_image": "image bytes missing, corrupt, truncated or over the pixel limit",
     "empty_text": "no ground-truth text (markdown empty or whitespace)",
     "too_long": "prompt + image placeholders + answer exceed the token budget (max_length)",
+    "encode_error": "decoded, but making its views or tokens failed (e.g. a 10000x4 page); the error is logged",
+    "bad_markdown": "the ground-truth file is not UTF-8 text (binary data), so it cannot be a target",
 }
 
 

@@ -149,9 +149,13 @@ class ShardedStream:
                 rows = []
                 for span in window:
                     unit = self.units[span.unit]
-                    if unit.file not in handles:
-                        handles[unit.file] = pq.ParquetFile(self.files[unit.file])
-                    table = handles[unit.file].read_row_group(unit.index, columns=self.columns)
+                    try:
+                        if unit.file not in handles:
+                            handles[unit.file] = pq.ParquetFile(self.files[unit.file])
+                        table = handles[unit.file].read_row_group(unit.index, columns=self.columns)
+                    except Exception as e:  # noqa: BLE001 - pyarrow raises OSError/ArrowInvalid variants
+                        raise ValueError(f"{self.files[unit.file]}: row group {unit.index} is unreadable "
+                                         f"({type(e).__name__}: {e})") from e
                     rows += table.slice(span.start, len(span)).to_pylist()
                 order = self.window_order(epoch, consumer, w, size)
                 for k in range(offset - base, size):

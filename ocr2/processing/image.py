@@ -232,7 +232,24 @@ def _orient_rgb(image: Image.Image) -> Image.Image:
     # The release's scripts apply the EXIF orientation before anything else (phone photos are stored sideways
     # with an orientation tag), then a plain `.convert("RGB")` (alpha is dropped, not composited; kept as is).
     image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_8bit_gray(image)
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _to_8bit_gray(image: Image.Image) -> Image.Image:
+    """16-bit / 32-bit grayscale scaled to 0..255. Pillow's own `convert` clips every value above 255, so a 16-bit
+    scan (values up to 65535) would become an all-white page."""
+    import numpy as np
+
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        top = 65535.0
+    else:  # "I" (32-bit int) or "F": 16-bit data is the common case; else the image's own range
+        peak = float(values.max()) if values.size else 0.0
+        top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
+    scaled = np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, "L")
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
