@@ -32,6 +32,17 @@ def find_runs(paths: list[str]) -> list[Path]:
     return runs
 
 
+def read_metrics(run: Path) -> list[dict]:
+    """A run's metrics.jsonl; a line torn by a kill mid-write (the last one) is left out, not fatal."""
+    records = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def run_config(run: Path) -> dict:
     return yaml.safe_load((run / "config.yaml").read_text())
 
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, curves, scores = [], {}, {}
     for run in runs:
         name = f"{labels[run]}, seed={seeds[run]}" if repeated else labels[run]
-        steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        steps = read_metrics(run)
         curves[name] = [(m["step"], m["loss"]) for m in steps]
         metrics_file = run / "eval" / "metrics.json"
         if not metrics_file.exists() and args.evaluate:

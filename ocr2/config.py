@@ -145,8 +145,12 @@ class OCR2Config:
                 if bad:
                     raise ValueError(f"unknown {name} config fields: {sorted(bad)}")
                 value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+                defaults = sub_cls()
+                for k, v in value.items():
+                    _check_type(f"{name}.{k}", v, getattr(defaults, k))
                 kwargs[name] = sub_cls(**value)
             else:
+                _check_type(name, value, getattr(_DEFAULTS, name))
                 kwargs[name] = value
         return cls(**kwargs)
 
@@ -155,11 +159,21 @@ class OCR2Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "OCR2Config":
+        """A config.json written by `save`: every field must be there (a missing section must not silently become
+        the 3.4-billion-parameter official default) and of its field's type."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not an ocr2 config (a JSON object expected, got {type(data).__name__})")
+        missing = [k for k in _DEFAULTS.to_dict() if k not in data]
+        for name in ("vision", "encoder", "decoder"):
+            if isinstance(data.get(name), dict):
+                missing += [f"{name}.{k}" for k in _DEFAULTS.to_dict()[name] if k not in data[name]]
+        if missing:
+            raise ValueError(f"{path}: not a complete ocr2 config: missing {missing}")
         try:
             return cls.from_dict(data)
         except (TypeError, ValueError) as e:
@@ -200,3 +214,26 @@ def _tiny() -> OCR2Config:
 
 
 PRESETS = {"official": _official, "tiny": _tiny}
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """`value` must have the type of the field's default (ints for counts, floats may be given as ints, tuples of
+    ints for index lists), so a wrong type is an error naming the field, not a traceback deep in the model."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    else:
+        ok = True
+    if not ok:
+        expected = "a tuple of ints" if isinstance(default, tuple) else type(default).__name__
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+
+
+_DEFAULTS = OCR2Config()

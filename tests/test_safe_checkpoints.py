@@ -55,7 +55,7 @@ def test_a_genuine_checkpoint_resumes_under_the_restricted_loader(trained, tmp_p
     run, data = trained
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    proc = run_train(data, copy, ["trainer=zero2", "max_steps=2", "checkpoint.every=1"])
+    proc = run_train(data, copy, ["trainer=zero2", "max_steps=2", "checkpoint.every=1", "checkpoint.allow_changes=true"])
     assert "resumed from" in proc.stdout + proc.stderr
 
 
@@ -81,7 +81,8 @@ def test_a_planted_payload_is_refused_and_never_runs(trained, tmp_path, how, kin
     else:
         resume = "auto" if how == "resume_auto" else str(tag)
         proc = run_train(data, copy if how == "resume_auto" else tmp_path / "fresh",
-                         ["trainer=zero2", "max_steps=2", f"checkpoint.resume={resume}"], check=False)
+                         ["trainer=zero2", "max_steps=2", f"checkpoint.resume={resume}",
+                          "checkpoint.allow_changes=true"], check=False)
     assert proc.returncode != 0
     assert not marker.exists(), "the payload ran"
     assert pt.name in proc.stderr and "refused to load" in proc.stderr

@@ -28,11 +28,11 @@ def tag_for(step: int) -> str:
 
 
 def read_latest(ckpt_dir: Path) -> str | None:
+    """The tag the `latest` pointer names (None without a pointer); whether it exists is the caller's check."""
     pointer = ckpt_dir / POINTER
     if not pointer.exists():
         return None
-    tag = pointer.read_text().strip()
-    return tag if (ckpt_dir / tag).is_dir() else None
+    return pointer.read_text().strip() or None
 
 
 def _write_pointer(ckpt_dir: Path, tag: str) -> None:
@@ -99,6 +99,12 @@ class CheckpointManager:
             return None
         if resume == "auto":
             tag = read_latest(self.dir)
+            if tag and not (self.dir / tag).is_dir():
+                # Never restart from step 0 over newer checkpoints: that would overwrite them.
+                found = sorted(p.name for p in self.dir.iterdir() if p.is_dir() and p.name.startswith("step_"))
+                raise FileNotFoundError(f"{self.dir / POINTER} names {tag}, which does not exist; checkpoints here: "
+                                        f"{found or 'none'}. Resume one with checkpoint.resume=<its path>, or start "
+                                        f"over with checkpoint.resume=never in a new run_dir")
             return (self.dir, tag) if tag else None
         path = Path(resume)
         if not path.is_dir():

@@ -29,6 +29,8 @@ def resolve_tag(path: Path) -> Path:
     tag = read_latest(path)
     if tag is None:
         raise FileNotFoundError(f"{path}: no checkpoint found (no 'latest' pointer and not a step_* directory)")
+    if not (path / tag).is_dir():
+        raise FileNotFoundError(f"{path / 'latest'} names {tag}, which does not exist")
     return path / tag
 
 

@@ -42,6 +42,25 @@ class MetricsLogger:
                                     mode=cfg.logger.get("mode", "offline"),
                                     config=OmegaConf.to_container(cfg, resolve=True))
 
+    def truncate_after(self, step: int) -> None:
+        """Drop the records after `step` (and a torn last line): what a resume from that step will log again."""
+        if not self.enabled:
+            return
+        self.file.close()
+        path = self.run_dir / "metrics.jsonl"
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill mid-write
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line)
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+        self.file = open(path, "a")
+
     def log(self, record: dict) -> None:
         if not self.enabled:
             return

@@ -19,6 +19,7 @@ from train.builders import build_deepspeed_config, build_reading, build_run_mode
 from train.checkpointing import CheckpointManager
 from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks
 from train.metrics import MetricsLogger
+from train.resume_check import check_resume
 from train.optim import SkippableAdamW
 from train.schedule import cosine_lr
 
@@ -116,7 +117,6 @@ def train(cfg: DictConfig) -> dict:
 
     ds_config = build_deepspeed_config(cfg.trainer, info.world_size, dtype)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
-    frozen_before = stages.snapshot(engine.module, frozen)
 
     from train.data import build_train_data
 
@@ -126,9 +126,16 @@ def train(cfg: DictConfig) -> dict:
     where = ckpt.resolve(str(cfg.checkpoint.resume))
     if where is not None:
         state = ckpt.load(engine, where, info.world_size)
+        changes = check_resume(state.get("config"), OmegaConf.to_container(cfg, resolve=True),
+                               bool(cfg.checkpoint.get("allow_changes", False)))
+        if changes and info.is_main:
+            log.warning("resuming with config changes:\n%s", "\n".join(changes))
         step, skipped_steps, consecutive = state["step"], state["skipped_steps"], state["consecutive_bad"]
         data.load_state_dict(state["mine"]["data"])
+        metrics.truncate_after(step)  # a resumed run's curve continues the checkpoint's, without repeated steps
         log.info("resumed from %s at step %d", where[0] / where[1], step)
+    # After the resume: the frozen modules are whatever the checkpoint holds; they must not move from here on.
+    frozen_before = stages.snapshot(engine.module, frozen)
 
     max_steps, accum = int(cfg.max_steps), int(cfg.trainer.grad_accum)
     poisoned = set(cfg.debug.nonfinite_steps)

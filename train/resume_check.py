@@ -1,0 +1,51 @@
+"""What changed since the checkpoint a run resumes from, and whether the change breaks an exact resume.
+
+Every checkpoint stores the resolved config it was trained with. A resume shows every difference; those that make
+the continued run differ from an uninterrupted one (the model, the data and its order, the batch, the LR schedule,
+the seed, the precision and the ZeRO layout) are refused unless `checkpoint.allow_changes=true`. Paths, logging
+and checkpoint cadence may change freely.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Top-level keys (or dotted prefixes) whose changes cannot break exactness.
+FREE = ("run_dir", "run_name", "checkpoint", "logger", "log_every", "debug", "nonfinite", "hydra",
+        "data.num_workers", "max_steps")
+# max_steps is free only when the LR schedule does not depend on it: see `breaks_exactness`.
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def differences(saved: dict, now: dict) -> dict[str, tuple[Any, Any]]:
+    a, b = flatten(saved), flatten(now)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def breaks_exactness(key: str) -> bool:
+    if key == "max_steps":
+        return True  # the cosine LR schedule is a function of max_steps: every later LR moves
+    return not any(key == f or key.startswith(f + ".") for f in FREE)
+
+
+def check_resume(saved: dict | None, now: dict, allow: bool) -> list[str]:
+    """Lines describing the differences (empty when none); raises ValueError for exactness-breaking ones."""
+    if not saved:
+        return []
+    diff = differences(saved, now)
+    lines = [f"  {k}: {old!r} -> {new!r}" + ("" if not breaks_exactness(k) else "  (breaks exact resume)")
+             for k, (old, new) in diff.items()]
+    breaking = [k for k in diff if breaks_exactness(k)]
+    if breaking and not allow:
+        raise ValueError("the resumed checkpoint was trained with another config:\n" + "\n".join(lines)
+                         + "\nthese changes make the run differ from an uninterrupted one; restore them, start a "
+                           "new run_dir, or pass checkpoint.allow_changes=true to accept them")
+    return lines
