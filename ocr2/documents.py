@@ -53,6 +53,19 @@ def pdf_page_count(path: Path) -> int:
         pdf.close()
 
 
+def _is_multipage(path: Path) -> bool:
+    return path.suffix.lower() in (".tif", ".tiff")
+
+
+def tiff_frame_count(path: Path) -> int:
+    """Frames of a TIFF from its header (a fax or a scanner's batch is one multi-page TIFF); 1 if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return max(1, int(getattr(im, "n_frames", 1)))
+    except Exception:  # noqa: BLE001 - unreadable: reading it later yields the file's error
+        return 1
+
+
 def page_names(paths: list[Path]) -> dict[Path, list[str]]:
     """Each input -> the names of its pages (one for an image, one per page for a PDF), unique across inputs."""
     stems = Counter(p.stem for p in paths)
@@ -67,8 +80,13 @@ def page_names(paths: list[Path]) -> dict[Path, list[str]]:
             rel = Path(p.name)
         return "__".join(rel.with_suffix("").parts) + "_" + p.suffix.lstrip(".").lower()
 
-    names = {p: ([f"{base(p)}_p{i + 1:04d}" for i in range(pdf_page_count(p))] if _is_pdf(p) else []) or [base(p)]
-             for p in paths}
+    def pages(p: Path) -> int:
+        return pdf_page_count(p) if _is_pdf(p) else tiff_frame_count(p) if _is_multipage(p) else 1
+
+    names = {}
+    for p in paths:
+        n = pages(p)
+        names[p] = [f"{base(p)}_p{i + 1:04d}" for i in range(n)] if (_is_pdf(p) and n) or n > 1 else [base(p)]
     taken = Counter(n for ns in names.values() for n in ns)
     for p, ns in names.items():  # an image named like a PDF's page: keep the page's name, suffix the image's
         if not _is_pdf(p) and taken[ns[0]] > 1:
@@ -84,6 +102,9 @@ def iter_pages(path: Path, max_pixels: int | None = None, skip: set[int] = froze
                ) -> Iterator[tuple[int | None, Image.Image | Exception | None]]:
     """(page index or None, image or the error for that page/file); None for pages in `skip` (by index, 0 for
     an image), which are neither decoded nor rendered."""
+    if _is_multipage(path) and tiff_frame_count(path) > 1:
+        yield from _tiff_pages(path, max_pixels, skip)
+        return
     if not _is_pdf(path):
         if 0 in skip:
             yield None, None
@@ -120,3 +141,23 @@ def iter_pages(path: Path, max_pixels: int | None = None, skip: set[int] = froze
                 yield i, ValueError(f"{path}: page {i + 1} cannot be rendered ({e})")
     finally:
         pdf.close()
+
+
+def _tiff_pages(path: Path, max_pixels: int | None, skip: set[int]
+                ) -> Iterator[tuple[int | None, Image.Image | Exception | None]]:
+    """Every frame of a multi-page TIFF, as pages 0, 1, ... (Pillow opens frame 0 only unless asked)."""
+    from PIL import ImageSequence
+
+    try:
+        with Image.open(path) as im:
+            for i, frame in enumerate(ImageSequence.Iterator(im)):
+                if i in skip:
+                    yield i, None
+                    continue
+                try:
+                    page = frame.copy()
+                    yield i, load_image(page, max_pixels=max_pixels) if max_pixels else load_image(page)
+                except Exception as e:  # noqa: BLE001 - this frame fails alone
+                    yield i, ValueError(f"{path}: page {i + 1} cannot be decoded ({e})")
+    except Exception as e:  # noqa: BLE001 - the file itself is unreadable
+        yield None, ValueError(f"{path}: cannot read TIFF ({e})")

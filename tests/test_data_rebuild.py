@@ -81,3 +81,9 @@ def test_sigkill_during_a_rebuild_keeps_the_dataset(dataset, tmp_path):
     assert _digest(dataset) == before
     build_synth(dataset, {"train": 2, "validation": 0}, SMALL)  # the next build clears the killed one's staging
     assert not list(tmp_path.glob(".ds.building-*"))
+
+
+def test_a_page_size_no_reader_can_open_is_refused(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "ds"), "--train", "1", "--long-side", "60000"]) == 2
+    assert "long_side must satisfy 128 <= lo <= hi <= 8192" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()

@@ -139,3 +139,12 @@ def test_evaluation_refuses_duplicate_sample_ids(checkpoint):
     pages = [EvalPage("same", _page(), "x", {}), EvalPage("same", _page(), "y", {})]
     with pytest.raises(ValueError, match="1 sample id\\(s\\) occur more than once.*same"):
         evaluate(pipe, pages, progress=False)
+
+
+def test_every_frame_of_a_multipage_tiff_is_a_page(checkpoint, tmp_path):
+    frames = [_page(f"frame {i}") for i in range(3)]
+    frames[0].save(tmp_path / "scan.tiff", save_all=True, append_images=frames[1:])
+    pipe = OCRPipeline.from_pretrained(checkpoint, device="cpu")
+    results = pipe([tmp_path / "scan.tiff"], progress=False)
+    assert [(r.name, r.page, r.error) for r in results] == [
+        ("scan_p0001", 0, None), ("scan_p0002", 1, None), ("scan_p0003", 2, None)]

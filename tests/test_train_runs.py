@@ -50,10 +50,15 @@ def test_non_finite_step_is_skipped_and_counted(pages, tmp_path):
 
 def test_consecutive_non_finite_steps_stop_the_run_with_a_checkpoint(pages, tmp_path):
     proc = run_train(pages, tmp_path / "run", ["max_steps=6", "debug.nonfinite_steps=[2,3]",
-                                               "nonfinite.max_consecutive=2"], check=False)
+                                               "nonfinite.max_consecutive=2", "checkpoint.every=1",
+                                               "checkpoint.keep_last=1"], check=False)
     assert proc.returncode != 0
     assert "consecutive steps had a non-finite loss" in proc.stderr
-    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step_000003"
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert (checkpoints / "latest").read_text().strip() == "step_000003"
+    # keep_last=1, yet the last checkpoint before the divergence survives, and the message names it
+    assert (checkpoints / "step_000001").is_dir() and not (checkpoints / "step_000002").is_dir()
+    assert f"checkpoint.resume={checkpoints / 'step_000001'}" in proc.stderr
 
 
 @pytest.mark.slow

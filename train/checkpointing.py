@@ -70,7 +70,8 @@ class CheckpointManager:
         if rank == 0:
             self.dir.mkdir(parents=True, exist_ok=True)
 
-    def save(self, engine, step: int, per_rank: dict, shared: dict, save_model_dir=None) -> str:
+    def save(self, engine, step: int, per_rank: dict, shared: dict, save_model_dir=None,
+             protect: str | None = None) -> str:
         """Collective. `per_rank`: this rank's state (data position, ...), gathered so rank r restores its own.
         `save_model_dir(engine, path)`: writes the consolidated from_pretrained directory (collective on ZeRO-3)."""
         tag = tag_for(step)
@@ -83,14 +84,15 @@ class CheckpointManager:
         barrier()
         if self.rank == 0:
             _write_pointer(self.dir, tag)
-            self._prune(keep=tag)
+            self._prune(keep={tag, protect})
         barrier()
         return tag
 
-    def _prune(self, keep: str) -> None:
+    def _prune(self, keep: set) -> None:
+        """The newest `keep_last` checkpoints stay, and the tags in `keep` (e.g. the last one before a divergence)."""
         tags = sorted(p.name for p in self.dir.iterdir() if p.is_dir() and p.name.startswith("step_"))
         for old in tags[:-self.keep_last] if self.keep_last > 0 else []:
-            if old != keep:
+            if old not in keep:
                 shutil.rmtree(self.dir / old, ignore_errors=True)
 
     def resolve(self, resume: str) -> tuple[Path, str] | None:

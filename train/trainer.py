@@ -142,13 +142,20 @@ def train(cfg: DictConfig) -> dict:
     save_model = _save_model_dir(tokenizer, build_reading(cfg, model_cfg), bool(cfg.checkpoint.consolidated))
 
     saved_at = step if where is not None else None  # the step of the newest checkpoint on disk, if known
+    # The newest checkpoint written after a finite step: kept through pruning when a divergence stops the run.
+    last_good = where[1] if where is not None else None
 
     def save(at_step: int) -> str:
-        nonlocal saved_at
+        nonlocal saved_at, last_good
         saved_at = at_step
-        return ckpt.save(engine, at_step, {"data": data.state_dict()},
-                         {"skipped_steps": skipped_steps, "consecutive_bad": consecutive,
-                          "config": OmegaConf.to_container(cfg, resolve=True)}, save_model)
+        # During a run of non-finite steps the last good checkpoint must survive pruning.
+        tag = ckpt.save(engine, at_step, {"data": data.state_dict()},
+                        {"skipped_steps": skipped_steps, "consecutive_bad": consecutive,
+                         "config": OmegaConf.to_container(cfg, resolve=True)}, save_model,
+                        protect=last_good if consecutive else None)
+        if consecutive == 0:
+            last_good = tag
+        return tag
 
     from tqdm.auto import tqdm
 
@@ -191,8 +198,12 @@ def train(cfg: DictConfig) -> dict:
         bar.update(1)
         if consecutive >= int(cfg.nonfinite.max_consecutive):
             tag = save(step)
+            before = (f" The last checkpoint before them, {ckpt.dir / last_good}, is kept: resume from it with "
+                      f"checkpoint.resume={ckpt.dir / last_good} (with a fix)" if last_good else
+                      " No checkpoint was written before them.")
             msg = (f"{consecutive} consecutive steps had a non-finite loss (last at step {step}); stopped. "
-                   f"State saved as {ckpt.dir / tag}. Lower the LR, check the data, or resume with a fix.")
+                   f"State at the stop saved as {ckpt.dir / tag} (it may hold diverged weights).{before} "
+                   f"Lower the LR or check the data.")
             metrics.close(summary={"stopped": msg})
             raise NonFiniteLossError(msg)
         if step % int(cfg.checkpoint.every) == 0 or step == max_steps:

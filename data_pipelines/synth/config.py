@@ -19,6 +19,11 @@ LAYOUTS = ("single", "two_column", "three_column", "sidebar", "mixed", "glyph_gr
 ELEMENTS = ("paragraph", "heading", "list", "table", "pull_quote", "figure")
 
 
+# Pages no reader can open are not worth rendering: at 8192 px the long side of an A4/letter page is ~48 MPx, under
+# Pillow's 89.5 MPx decompression-bomb limit that ocr2.processing.image.load_image applies.
+MAX_LONG_SIDE = 8192
+
+
 @dataclass
 class DegradeConfig:
     """Mild scan-like degradations, each applied with its probability."""
@@ -104,8 +109,9 @@ class SynthConfig:
             raise ValueError("SynthConfig: grid_cell must be >= 8 px, grid_column_gap >= 0 and grid_alphabet "
                              f"non-blank, got {self.grid_cell}, {self.grid_column_gap}, {self.grid_alphabet!r}")
         lo, hi = self.long_side
-        if not 128 <= lo <= hi:
-            raise ValueError(f"SynthConfig.long_side must satisfy 128 <= lo <= hi, got {self.long_side}")
+        if not 128 <= lo <= hi <= MAX_LONG_SIDE:
+            raise ValueError(f"SynthConfig.long_side must satisfy 128 <= lo <= hi <= {MAX_LONG_SIDE}, got "
+                             f"{self.long_side} (larger pages exceed the readers' pixel limit)")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
