@@ -84,3 +84,23 @@ def test_ocr2_report_reads_a_run_whose_last_line_is_torn(tmp_path):
 
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 2.0}) + '\n{"step": 2, "lo')
     assert read_metrics(tmp_path) == [{"step": 1, "loss": 2.0}]
+
+
+def test_a_full_disk_during_a_checkpoint_says_so_with_the_path(tmp_path, monkeypatch):
+    import errno
+    from collections import namedtuple
+
+    from train import checkpointing
+
+    class Engine:  # torch.save's message when the disk fills up under DeepSpeed
+        def save_checkpoint(self, *args, **kwargs):
+            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos; basic_ios::clear: "
+                               "iostream error")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpointing.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1024, 1024))
+    manager = checkpointing.CheckpointManager(tmp_path, keep_last=2, rank=0)
+    with pytest.raises(OSError, match="No space left on device while writing the checkpoint .*step_000005") as e:
+        manager.save(Engine(), 5, {}, {})
+    assert e.value.errno == errno.ENOSPC
+    assert not (tmp_path / "checkpoints" / "latest").exists()  # the pointer was not moved

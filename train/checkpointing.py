@@ -9,6 +9,8 @@ leaves the previous checkpoint as `latest`: resume never sees a half-written che
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
 import shutil
@@ -63,6 +65,27 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+LOW_SPACE = 64 * 1024**2  # below this many free bytes a failed write is reported as a full disk
+
+
+@contextlib.contextmanager
+def _disk_errors(path: Path):
+    """A full disk surfaces from torch.save as `basic_ios::clear: iostream error` or a bare OSError; say what it is
+    and where. The `latest` pointer is not moved, so the previous checkpoint stays the one to resume from."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        full = getattr(e, "errno", None) == errno.ENOSPC
+        try:
+            full = full or shutil.disk_usage(path.parent).free < LOW_SPACE
+        except OSError:
+            pass
+        if not full:
+            raise
+        raise OSError(errno.ENOSPC, f"No space left on device while writing the checkpoint {path} "
+                                    f"({type(e).__name__}: {e}); the previous checkpoint is kept as 'latest'") from e
+
+
 class CheckpointManager:
     def __init__(self, run_dir: str | Path, keep_last: int, rank: int):
         self.dir = Path(run_dir) / "checkpoints"
@@ -78,9 +101,10 @@ class CheckpointManager:
         per_rank = dict(per_rank, rng=rng_state())
         # Namespaced: DeepSpeed drops client keys that collide with its own (e.g. "skipped_steps") on load.
         client_state = {"ocr2": dict(shared, step=step, per_rank=gather_objects(per_rank))}
-        engine.save_checkpoint(str(self.dir), tag=tag, client_state=client_state, save_latest=False)
-        if save_model_dir is not None:
-            save_model_dir(engine, self.dir / tag / "model")
+        with _disk_errors(self.dir / tag):
+            engine.save_checkpoint(str(self.dir), tag=tag, client_state=client_state, save_latest=False)
+            if save_model_dir is not None:
+                save_model_dir(engine, self.dir / tag / "model")
         barrier()
         if self.rank == 0:
             _write_pointer(self.dir, tag)
