@@ -178,3 +178,20 @@ def test_overall_formula_matches_the_leaderboard_row():
     # OmniDocBench v1.5 README leaderboard row: DeepSeek-OCR, TextEdit 0.073, CDM 83.37, TEDS 84.97 -> Overall 87.01
     assert overall_score(0.073, 0.8497, 0.8337) == pytest.approx(87.01, abs=0.01)
     assert overall_score(0.073, 0.8497, None) is None
+
+
+def test_unreadable_inputs_name_the_file_or_page(tmp_path):
+    from eval.metrics.omnidocbench import evaluate_pages, load_gt, load_predictions
+
+    (tmp_path / "preds").mkdir()
+    (tmp_path / "preds" / "a.md").write_bytes(b"caf\xe9")
+    with pytest.raises(ValueError, match="a.md: not UTF-8 text"):
+        load_predictions(tmp_path / "preds")
+    (tmp_path / "gt.json").write_text("{not json")
+    with pytest.raises(ValueError, match="gt.json: not an OmniDocBench JSON file"):
+        load_gt(tmp_path / "gt.json")
+    with pytest.raises(ValueError, match="page 0 has no page_info.image_path"):
+        evaluate_pages({"a": "x"}, [{"layout_dets": []}])
+    bad = {"page_info": {"image_path": "a.png"}, "layout_dets": [{"category_type": "text_block", "text": 5}]}
+    with pytest.raises(ValueError, match="page a: cannot be scored"):
+        evaluate_pages({"a": "x"}, [bad])

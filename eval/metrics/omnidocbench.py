@@ -185,26 +185,42 @@ def load_predictions(pred_dir: str | Path) -> dict[str, str]:
     out = {}
     for path in sorted(Path(pred_dir).iterdir()):
         if path.suffix in (".md", ".mmd") and path.is_file():
-            out[path.stem] = path.read_text(encoding="utf-8")
+            try:
+                out[path.stem] = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}: not UTF-8 text ({e})") from e
     return out
 
 
 def load_gt(gt_json: str | Path | list[dict]) -> list[dict]:
     if isinstance(gt_json, list):
         return gt_json
-    return json.loads(Path(gt_json).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(Path(gt_json).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{gt_json}: not an OmniDocBench JSON file ({type(e).__name__}: {e})") from e
+    if not isinstance(data, list):
+        raise ValueError(f"{gt_json}: not an OmniDocBench JSON file (a list of pages expected)")
+    return data
 
 
 def evaluate_pages(preds: dict[str, str], gt_json_path: str | Path | list[dict]) -> dict:
     """Score predicted markdown (keyed by image stem) against an OmniDocBench JSON; pages without a
     prediction are skipped and listed. Returns a summary, the benchmark-named breakdown and per-page entries."""
     pages, missing = {}, []
-    for gt_page in load_gt(gt_json_path):
-        stem = page_stem(gt_page)
+    for i, gt_page in enumerate(load_gt(gt_json_path)):
+        try:
+            stem = page_stem(gt_page)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{gt_json_path if not isinstance(gt_json_path, list) else 'ground truth'}: page {i} "
+                             f"has no page_info.image_path") from e
         if stem not in preds:
             missing.append(stem)
             continue
-        pages[stem] = evaluate_page(preds[stem], gt_page)
+        try:
+            pages[stem] = evaluate_page(preds[stem], gt_page)
+        except Exception as e:  # noqa: BLE001 - malformed ground truth: name the page, not a bare KeyError
+            raise ValueError(f"page {stem}: cannot be scored ({type(e).__name__}: {e})") from e
 
     text_pairs = [p for r in pages.values() for p in r["text_pairs"]]
     formula_pairs = [p for r in pages.values() for p in r["formula_pairs"]]
