@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from ocr2.pipeline import OCRPipeline
-from ocr2.processing.views import recipe_names
+from ocr2.processing.reading import resolve_prompt
+from ocr2.processing.views import get_recipe, recipe_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +79,29 @@ class _StopFlag:
             signal.signal(s, handler)
 
 
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Bad values fail here, in a second, before minutes of model loading."""
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        parser.error(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.ngram_size is not None and args.ngram_size not in (0,) and args.ngram_size < 2:
+        parser.error(f"--ngram-size must be 0 (off) or >= 2, got {args.ngram_size}")
+    if args.ngram_window is not None and args.ngram_window < 1:
+        parser.error(f"--ngram-window must be >= 1, got {args.ngram_window}")
+    try:
+        if args.views is not None:
+            get_recipe(args.views)
+        if args.prompt is not None:
+            resolve_prompt(args.prompt)
+    except ValueError as e:
+        parser.error(str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
     try:
         pipe = OCRPipeline.from_pretrained(
             args.model, device=args.device, dtype=getattr(torch, args.dtype) if args.dtype else None,
@@ -106,8 +128,13 @@ def main(argv: list[str] | None = None) -> int:
                       + f": {r.error}", file=sys.stderr)
             else:
                 # json first, markdown last: a page counts as done (and is skipped by a rerun) only with both.
-                _write_atomic(out / f"{r.name}.json", json.dumps(r.to_dict(), ensure_ascii=True, indent=1))
-                _write_atomic(out / f"{r.name}.md", r.markdown + "\n")
+                try:
+                    _write_atomic(out / f"{r.name}.json", json.dumps(r.to_dict(), ensure_ascii=True, indent=1))
+                    _write_atomic(out / f"{r.name}.md", r.markdown + "\n")
+                except OSError as e:  # a full disk or a read-only folder: stop, keeping what is written
+                    print(f"ocr2-infer: cannot write {out / r.name}.*: {e.strerror or e}; {read} page(s) were "
+                          "written before it; free space and rerun to read the rest", file=sys.stderr)
+                    return 1
                 read += 1
                 tokens += r.generated_tokens
                 seconds += r.seconds

@@ -148,3 +148,33 @@ def test_every_frame_of_a_multipage_tiff_is_a_page(checkpoint, tmp_path):
     results = pipe([tmp_path / "scan.tiff"], progress=False)
     assert [(r.name, r.page, r.error) for r in results] == [
         ("scan_p0001", 0, None), ("scan_p0002", 1, None), ("scan_p0003", 2, None)]
+
+
+@pytest.mark.parametrize("args,message", [(["--batch-size", "0"], "--batch-size must be >= 1"),
+                                          (["--ngram-size", "1"], "--ngram-size must be 0 (off) or >= 2"),
+                                          (["--views", "huge"], "unknown view recipe 'huge'")])
+def test_bad_cli_values_fail_before_the_model_loads(tmp_path, args, message):
+    proc = _infer(tmp_path / "page.png", "--model", tmp_path / "no-such-model", *args)
+    assert proc.returncode == 2 and message in proc.stderr and "cannot load" not in proc.stderr
+
+
+def test_a_write_failure_stops_with_the_reason_and_keeps_what_was_written(checkpoint, tmp_path, monkeypatch):
+    import errno
+
+    from eval import infer
+
+    for i in range(3):
+        _page(f"p{i}").save(tmp_path / f"p{i}.png")
+    real, calls = infer._write_atomic, []
+
+    def write(path, text):  # the disk fills up at the third file (the second page's json)
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(infer, "_write_atomic", write)
+    code = infer.main([str(tmp_path / f"p{i}.png") for i in range(3)] + [
+        "--model", str(checkpoint), "--out", str(tmp_path / "out"), "--batch-size", "1", "--quiet"])
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.json", "p0.md"]
