@@ -73,3 +73,16 @@ def test_a_v1_view_recipe_is_read_and_recorded(pages, tmp_path):
     save_with_tokenizer(OCR2Model(with_query_tables(_micro(), ["tiny"])), ByteTokenizer(), tmp_path / "model")
     metrics = _ocr2_eval(tmp_path / "model", pages, tmp_path / "out", "views=tiny")
     assert metrics["protocol"]["views"] == "tiny"
+
+
+@pytest.mark.parametrize("override,message", [("batch_size=0", "batch_size must be >= 1"),
+                                              ("views=huge", "unknown view recipe 'huge'")])
+def test_bad_values_fail_before_a_model_loads(pages, tmp_path, override, message):
+    from omegaconf import OmegaConf
+
+    from eval.evaluate import check_config
+
+    cfg = OmegaConf.load(ROOT / "configs" / "eval.yaml")
+    cfg.merge_with_dotlist([f"checkpoint={tmp_path / 'none'}", f"data.path={pages}", override])
+    with pytest.raises(ValueError, match=message):
+        check_config(cfg)

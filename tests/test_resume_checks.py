@@ -100,7 +100,25 @@ def test_a_full_disk_during_a_checkpoint_says_so_with_the_path(tmp_path, monkeyp
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(checkpointing.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1024, 1024))
     manager = checkpointing.CheckpointManager(tmp_path, keep_last=2, rank=0)
-    with pytest.raises(OSError, match="No space left on device while writing the checkpoint .*step_000005") as e:
+    with pytest.raises(OSError, match="No space left on device while writing .*step_000005") as e:
         manager.save(Engine(), 5, {}, {})
     assert e.value.errno == errno.ENOSPC
     assert not (tmp_path / "checkpoints" / "latest").exists()  # the pointer was not moved
+
+
+def test_a_full_disk_during_export_says_so_with_the_path(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from ocr2 import OCR2Config, OCR2Model
+    from train import export
+
+    tag = tmp_path / "run" / "checkpoints" / "step_000001"
+    OCR2Model(OCR2Config.from_preset("tiny")).save_pretrained(tag / "model")
+    (tmp_path / "run" / "checkpoints" / "latest").write_text("step_000001")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export.shutil, "copy2", full)
+    assert export.main([str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 2
+    assert f"No space left on device while writing {tmp_path / 'out'}" in capsys.readouterr().err

@@ -69,7 +69,7 @@ LOW_SPACE = 64 * 1024**2  # below this many free bytes a failed write is reporte
 
 
 @contextlib.contextmanager
-def _disk_errors(path: Path):
+def disk_errors(path: Path):
     """A full disk surfaces from torch.save as `basic_ios::clear: iostream error` or a bare OSError; say what it is
     and where. The `latest` pointer is not moved, so the previous checkpoint stays the one to resume from."""
     try:
@@ -82,8 +82,8 @@ def _disk_errors(path: Path):
             pass
         if not full:
             raise
-        raise OSError(errno.ENOSPC, f"No space left on device while writing the checkpoint {path} "
-                                    f"({type(e).__name__}: {e}); the previous checkpoint is kept as 'latest'") from e
+        raise OSError(errno.ENOSPC, f"No space left on device while writing {path} ({type(e).__name__}: {e}); "
+                                    f"a checkpoint's 'latest' pointer stays on the previous one") from e
 
 
 class CheckpointManager:
@@ -101,7 +101,7 @@ class CheckpointManager:
         per_rank = dict(per_rank, rng=rng_state())
         # Namespaced: DeepSpeed drops client keys that collide with its own (e.g. "skipped_steps") on load.
         client_state = {"ocr2": dict(shared, step=step, per_rank=gather_objects(per_rank))}
-        with _disk_errors(self.dir / tag):
+        with disk_errors(self.dir / tag):
             engine.save_checkpoint(str(self.dir), tag=tag, client_state=client_state, save_latest=False)
             if save_model_dir is not None:
                 save_model_dir(engine, self.dir / tag / "model")

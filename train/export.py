@@ -17,7 +17,7 @@ from ocr2 import OCR2Config
 from ocr2.processing.reading import ReadingRecipe
 from ocr2.processing.text import TOKENIZER_FILE
 from ocr2.weights import save_state_dict
-from train.checkpointing import read_latest
+from train.checkpointing import disk_errors, read_latest
 from train.safe_load import UnsafeCheckpointError, weights_only_loads
 
 
@@ -40,6 +40,12 @@ def export(checkpoint: str | Path, out: str | Path, from_zero: bool = False) -> 
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(f"{tag_dir}: model/config.json is missing (not an ocr2 training checkpoint)")
     out.mkdir(parents=True, exist_ok=True)
+    with disk_errors(out):
+        _write(tag_dir, model_dir, out, from_zero)
+    return out
+
+
+def _write(tag_dir: Path, model_dir: Path, out: Path, from_zero: bool) -> None:
     if (model_dir / "model.safetensors").exists() and not from_zero:
         for f in model_dir.iterdir():
             shutil.copy2(f, out / f.name)
@@ -52,7 +58,6 @@ def export(checkpoint: str | Path, out: str | Path, from_zero: bool = False) -> 
         save_state_dict(OCR2Config.load(model_dir / "config.json"), state, out, reading=ReadingRecipe.load(model_dir))
         if (model_dir / TOKENIZER_FILE).exists():
             shutil.copy2(model_dir / TOKENIZER_FILE, out / TOKENIZER_FILE)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         out = export(args.checkpoint, args.out, args.from_zero)
-    except (FileNotFoundError, ValueError, UnsafeCheckpointError) as e:
+    except (OSError, ValueError, UnsafeCheckpointError) as e:
         print(f"ocr2-export: {e}", file=sys.stderr)
         return 2
     print(f"ocr2-export: wrote {out}")
