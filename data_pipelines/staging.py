@@ -22,7 +22,7 @@ def _carry_over(old: Path, new: Path, rebuilt: set[str]) -> None:
         return
     (new / "data").mkdir(parents=True, exist_ok=True)
     for shard in data.glob("*.parquet"):
-        if shard.name.split("-")[0] in rebuilt:
+        if shard.name.rsplit("-", 3)[0] in rebuilt:  # <split>-<i>-of-<n>.parquet; a split name may hold "-"
             continue  # a rebuild must not mix with an older build's shards of the same split
         try:
             os.link(shard, new / "data" / shard.name)

@@ -14,8 +14,7 @@ from eval.harness import evaluate, protocol
 from eval.pages import iter_pages
 from eval.report_table import render_markdown_table
 from ocr2.pipeline import OCRPipeline
-from ocr2.processing.reading import resolve_prompt
-from ocr2.processing.views import get_recipe
+from ocr2.processing.reading import RELEASE_READING
 from ocr2.weights import resolve_model_dir
 
 SUMMARY_COLUMNS = ["pages", "page_ned", "text_edit", "reading_order_edit", "table_teds", "table_teds_s",
@@ -26,25 +25,21 @@ def check_config(cfg: DictConfig) -> None:
     """Bad values fail here, naming the key, before a model is loaded."""
     if int(cfg.batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
-    for key in ("max_new_tokens", "ngram_window"):
-        if cfg.get(key) is not None and int(cfg[key]) < 1:
-            raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
-    if cfg.get("ngram_size") is not None and int(cfg.ngram_size) not in (0,) and int(cfg.ngram_size) < 2:
-        raise ValueError(f"ngram_size must be 0 (off) or >= 2, got {cfg.ngram_size}")
-    if cfg.get("views") is not None:
-        get_recipe(str(cfg.views))
-    if cfg.get("prompt") is not None:
-        resolve_prompt(str(cfg.prompt))
+    RELEASE_READING.replace(**reading_overrides(cfg))  # the reading recipe checks its own values
     if not Path(cfg.data.path).exists():
         raise FileNotFoundError(f"data.path={cfg.data.path} does not exist")
+
+
+def reading_overrides(cfg: DictConfig) -> dict:
+    """The reading items set in the config (None: the checkpoint's reading recipe decides)."""
+    return {k: cfg.get(k) for k in ("views", "prompt", "max_new_tokens", "ngram_size", "ngram_window")}
 
 
 def run(cfg: DictConfig) -> dict:
     check_config(cfg)
     model_dir = resolve_model_dir(cfg.checkpoint)
-    # Reading overrides: only those set; the rest come from the checkpoint's reading recipe.
-    reading = {k: cfg.get(k) for k in ("views", "prompt", "max_new_tokens", "ngram_size", "ngram_window")}
-    pipe = OCRPipeline.from_pretrained(model_dir, device=cfg.device, batch_size=int(cfg.batch_size), **reading)
+    pipe = OCRPipeline.from_pretrained(model_dir, device=cfg.device, batch_size=int(cfg.batch_size),
+                                       **reading_overrides(cfg))
     pages = list(iter_pages(cfg.data.path, cfg.data.split, cfg.data.limit))
     if not pages:
         raise ValueError(f"{cfg.data.path} ({cfg.data.split}): no pages to evaluate")

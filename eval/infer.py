@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -22,8 +23,8 @@ from pathlib import Path
 import torch
 
 from ocr2.pipeline import OCRPipeline
-from ocr2.processing.reading import resolve_prompt
-from ocr2.processing.views import get_recipe, recipe_names
+from ocr2.processing.reading import RELEASE_READING
+from ocr2.processing.views import recipe_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,19 +84,12 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     """Bad values fail here, in a second, before minutes of model loading."""
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        parser.error(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if args.ngram_size is not None and args.ngram_size not in (0,) and args.ngram_size < 2:
-        parser.error(f"--ngram-size must be 0 (off) or >= 2, got {args.ngram_size}")
-    if args.ngram_window is not None and args.ngram_window < 1:
-        parser.error(f"--ngram-window must be >= 1, got {args.ngram_window}")
-    try:
-        if args.views is not None:
-            get_recipe(args.views)
-        if args.prompt is not None:
-            resolve_prompt(args.prompt)
-    except ValueError as e:
-        parser.error(str(e))
+    try:  # the reading recipe checks its own values
+        RELEASE_READING.replace(views=args.views, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+                                ngram_size=args.ngram_size, ngram_window=args.ngram_window)
+    except ValueError as e:  # named as the flags the user typed
+        parser.error(re.sub(r"\b(max_new_tokens|ngram_size|ngram_window)\b",
+                            lambda m: "--" + m.group(1).replace("_", "-"), str(e)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,11 +26,15 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     """Files as given; folders expand to their images and PDFs (sorted, non-recursive). A file named twice
     is read once."""
     out: list[Path] = []
+    seen: set[Path] = set()
     for item in inputs:
         path = Path(item)
         found = (sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | {".pdf"})
                  if path.is_dir() else [path])
-        out += [p for p in found if p not in out]
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
     return out
 
 
@@ -148,6 +152,7 @@ def _tiff_pages(path: Path, max_pixels: int | None, skip: set[int]
     """Every frame of a multi-page TIFF, as pages 0, 1, ... (Pillow opens frame 0 only unless asked)."""
     from PIL import ImageSequence
 
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with Image.open(path) as im:
             for i, frame in enumerate(ImageSequence.Iterator(im)):
@@ -155,6 +160,9 @@ def _tiff_pages(path: Path, max_pixels: int | None, skip: set[int]
                     yield i, None
                     continue
                 try:
+                    w, h = frame.size  # header only: the limit applies before the frame is decoded
+                    if limit is not None and w * h > limit:
+                        raise ValueError(f"{w}x{h} = {w * h} pixels > limit {limit}")
                     page = frame.copy()
                     yield i, load_image(page, max_pixels=max_pixels) if max_pixels else load_image(page)
                 except Exception as e:  # noqa: BLE001 - this frame fails alone

@@ -134,3 +134,11 @@ def test_max_steps_0_saves_the_initial_model(run, tmp_path):
     _, data = run
     run_train(data, tmp_path / "init", ["stage.views=[single:256]", "max_steps=0"])
     assert (tmp_path / "init" / "checkpoints" / "step_000000" / "model" / READING_FILE).exists()
+
+
+@pytest.mark.parametrize("change,message", [({"max_new_tokens": 0}, "max_new_tokens must be >= 1"),
+                                            ({"ngram_size": 1}, "ngram_size must be 0 \\(off\\) or >= 2"),
+                                            ({"ngram_window": 0}, "ngram_window must be >= 1")])
+def test_a_recipe_checks_its_own_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        RELEASE_READING.replace(**change)

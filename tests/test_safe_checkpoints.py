@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from data_helpers import write_pages
+from train.safe_load import weights_only_loads
 from train_harness import ROOT, env, run_train
 
 MARKER = "PAYLOAD_RAN"
@@ -28,7 +29,8 @@ class _Payload:
 
 
 def _plant(pt: Path, marker: Path) -> None:
-    state = torch.load(pt, weights_only=False)  # our own test file: trusted
+    with weights_only_loads():  # the genuine file reads under the restricted loader; then the payload goes in
+        state = torch.load(pt)
     state["extra"] = _Payload(marker)
     torch.save(state, pt)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# Top-level keys (or dotted prefixes) whose changes cannot break exactness.
+# Top-level keys (or dotted prefixes) whose changes cannot break exactness. Not max_steps: the cosine LR schedule
+# is a function of it, so every later LR moves.
 FREE = ("run_dir", "run_name", "checkpoint", "logger", "log_every", "debug", "nonfinite", "hydra",
-        "data.num_workers", "max_steps")
-# max_steps is free only when the LR schedule does not depend on it: see `breaks_exactness`.
+        "data.num_workers")
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -31,8 +31,6 @@ def differences(saved: dict, now: dict) -> dict[str, tuple[Any, Any]]:
 
 
 def breaks_exactness(key: str) -> bool:
-    if key == "max_steps":
-        return True  # the cosine LR schedule is a function of max_steps: every later LR moves
     return not any(key == f or key.startswith(f + ".") for f in FREE)
 
 

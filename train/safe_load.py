@@ -1,7 +1,7 @@
 """Reading DeepSpeed checkpoints without running code from them.
 
-DeepSpeed writes its `.pt` files with `torch.save` and reads them back with `torch.load(..., weights_only=False)`,
-i.e. full unpickling: a `.pt` file planted in (or copied into) a run directory runs any code it likes during
+DeepSpeed writes its `.pt` files with `torch.save` and reads them back with full unpickling (it asks PyTorch not
+to restrict the loader): a `.pt` file planted in (or copied into) a run directory runs any code it likes during
 `checkpoint.resume=...` or `ocr2-export`. Inside `weights_only_loads()` every `torch.load` (DeepSpeed's checkpoint
 engine and its zero_to_fp32 included) uses PyTorch's restricted unpickler instead, which builds only tensors,
 plain containers and the few classes allow-listed below, and refuses anything else with an error naming the file.

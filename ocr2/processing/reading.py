@@ -51,8 +51,15 @@ class ReadingRecipe:
     ngram_window: int = 90
 
     def __post_init__(self):
-        get_recipe(self.views)  # fail now, naming the recipe, rather than at the first page
+        # Fail now, naming the value, rather than at the first page (or after minutes of model loading).
+        get_recipe(self.views)
         object.__setattr__(self, "prompt", resolve_prompt(self.prompt))
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.ngram_size < 0 or self.ngram_size == 1:
+            raise ValueError(f"ngram_size must be 0 (off) or >= 2, got {self.ngram_size}")
+        if self.ngram_window < 1:
+            raise ValueError(f"ngram_window must be >= 1, got {self.ngram_window}")
 
     def replace(self, **changes) -> "ReadingRecipe":
         """A copy with the non-None `changes` applied (explicit options override the checkpoint's recipe)."""
