@@ -123,11 +123,11 @@ def train(cfg: DictConfig) -> dict:
     data = build_train_data(cfg, model_cfg, tokenizer, info, run_dir)
     ckpt = CheckpointManager(run_dir, int(cfg.checkpoint.keep_last), info.rank)
     step, skipped_steps, consecutive, final_loss = 0, 0, 0, None
+    resolved_cfg = OmegaConf.to_container(cfg, resolve=True)  # stored in every checkpoint, compared on resume
     where = ckpt.resolve(str(cfg.checkpoint.resume))
     if where is not None:
         state = ckpt.load(engine, where, info.world_size)
-        changes = check_resume(state.get("config"), OmegaConf.to_container(cfg, resolve=True),
-                               bool(cfg.checkpoint.get("allow_changes", False)))
+        changes = check_resume(state.get("config"), resolved_cfg, bool(cfg.checkpoint.get("allow_changes", False)))
         if changes and info.is_main:
             log.warning("resuming with config changes:\n%s", "\n".join(changes))
         step, skipped_steps, consecutive = state["step"], state["skipped_steps"], state["consecutive_bad"]
@@ -143,7 +143,7 @@ def train(cfg: DictConfig) -> dict:
 
     saved_at = step if where is not None else None  # the step of the newest checkpoint on disk, if known
     # The newest checkpoint written after a finite step: kept through pruning when a divergence stops the run.
-    last_good = where[1] if where is not None else None
+    last_good = where[1] if where is not None and where[0] == ckpt.dir and not consecutive else None
 
     def save(at_step: int) -> str:
         nonlocal saved_at, last_good
@@ -151,7 +151,7 @@ def train(cfg: DictConfig) -> dict:
         # During a run of non-finite steps the last good checkpoint must survive pruning.
         tag = ckpt.save(engine, at_step, {"data": data.state_dict()},
                         {"skipped_steps": skipped_steps, "consecutive_bad": consecutive,
-                         "config": OmegaConf.to_container(cfg, resolve=True)}, save_model,
+                         "config": resolved_cfg}, save_model,
                         protect=last_good if consecutive else None)
         if consecutive == 0:
             last_good = tag
