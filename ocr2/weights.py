@@ -209,9 +209,14 @@ def load_pretrained(cls, directory, dtype: torch.dtype | None = None, device=Non
 
 
 def resolve_model_dir(path) -> Path:
-    """A from_pretrained directory, given one, or a training run (`<run>/checkpoints/latest` -> `<tag>/model`).
+    """A from_pretrained directory, given one, a training run (`<run>/checkpoints/latest` -> `<tag>/model`), or a
+    Hugging Face Hub id (`deepseek-ai/DeepSeek-OCR-2`: the local cache first, ocr2/hub.py).
 
     The run layout is written by train/checkpointing.py; it lives here because evaluation reads it too."""
+    from ocr2.hub import is_hub_id, snapshot_dir
+
+    if is_hub_id(path):
+        return snapshot_dir(str(path))
     path = Path(path)
     if (path / "config.json").exists():
         return path
