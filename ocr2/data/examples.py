@@ -5,8 +5,12 @@ The views come from a view recipe (ocr2/processing/views.py): the paper's stage 
 `multi_crop` views; DeepSeek-OCR v1's modes (`tiny` ... `gundam`) work the same way. The `<image>` count is the
 recipe's own (`ViewRecipe.image_tokens`), so examples and reading agree by construction.
 
+A row's own `prompt` (when present and not empty, see prompts.py) replaces the run-wide one for that sample, so
+one dataset can mix tasks (markdown, free OCR, a question about the page).
+
 Checks that make a sample unusable raise `BadSample` (see skips.py) in this order: empty text (no image decode
-needed), undecodable image, too many tokens for `max_length`.
+needed), a prompt that is not text or has several `<image>` tags, undecodable image, too many tokens for
+`max_length`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from PIL import Image
 
 from ocr2.config import OCR2Config
 from ocr2.data.markdown import grounded_markdown
+from ocr2.data.prompts import sample_prompt
 from ocr2.data.schema import sample_blocks, sample_relations
 from ocr2.data.skips import BadSample
 from ocr2.processing.image import ImageError, load_image
@@ -55,6 +60,10 @@ def open_image(value: Any, sample_id: str, max_pixels: int | None = None) -> Ima
     """Decode a sample's image (`{"bytes", "path"}` as datasets stores it, raw bytes, a path or a PIL image) to
     RGB; `BadSample("bad_image")` naming the sample when it cannot be used."""
     try:
+        if isinstance(value, (list, tuple)):  # a Sequence(Image) column, e.g. ms-swift's "images"
+            if len(value) != 1:
+                raise BadSample("bad_image", f"{sample_id}: {len(value)} images in one sample; a sample is one page")
+            value = value[0]
         if isinstance(value, dict):
             data, path = value.get("bytes"), value.get("path")
             value = data if data else path
@@ -100,11 +109,12 @@ class ExampleEncoder:
         answer = self.answer(row)
         if not answer.strip():
             raise BadSample("empty_text", f"{sample_id}: no {self.target} text")
+        prompt = sample_prompt(row.get("prompt"), sample_id) or self.prompt
         image = open_image(row.get("image"), sample_id, self.max_pixels)
         recipe = recipe or self.recipes[0]
         views = recipe.views(image)
         count = recipe.image_tokens(image.size, self.config)
-        input_ids, labels = encode_example(self.tokenizer, self.prompt, answer, [count])
+        input_ids, labels = encode_example(self.tokenizer, prompt, answer, [count])
         if len(input_ids) > self.max_length:
             raise BadSample("too_long", f"{sample_id}: {len(input_ids)} tokens ({count} image positions) > "
                                         f"max_length {self.max_length}")

@@ -22,6 +22,8 @@ COLUMNS = {
     "lang": "main language: en | zh | mixed | unknown",
     "width": "image width in pixels",
     "height": "image height in pixels",
+    # Optional (datasets built before it lack it; the loader reads it when present): see ocr2/data/prompts.py.
+    "prompt": "the sample's own prompt (literal text with one <image>), or null: the run's data.prompt applies",
 }
 
 
@@ -32,20 +34,20 @@ def sample_features():
     return Features({
         "id": Value("string"), "image": Image(), "markdown": Value("string"), "blocks": Value("string"),
         "relations": Value("string"), "source": Value("string"), "lang": Value("string"),
-        "width": Value("int32"), "height": Value("int32"),
+        "width": Value("int32"), "height": Value("int32"), "prompt": Value("string"),
     })
 
 
 def make_sample(id: str, image: Any, markdown: str, blocks: list[dict], relations: list[dict] | None = None,
-                source: str = "", lang: str = "unknown", width: int | None = None, height: int | None = None
-                ) -> dict[str, Any]:
+                source: str = "", lang: str = "unknown", width: int | None = None, height: int | None = None,
+                prompt: str | None = None) -> dict[str, Any]:
     """A row of the schema. `image` is a PIL image or `{"bytes": ..., "path": ...}`; width/height default to the
-    PIL image's size."""
+    PIL image's size; `prompt` None: the run-wide prompt applies to this page."""
     if width is None or height is None:
         width, height = image.size
     return {"id": id, "image": image, "markdown": markdown, "blocks": json.dumps(blocks, ensure_ascii=False),
             "relations": json.dumps(relations or [], ensure_ascii=False), "source": source, "lang": lang,
-            "width": int(width), "height": int(height)}
+            "width": int(width), "height": int(height), "prompt": prompt}
 
 
 def sample_blocks(row: dict[str, Any]) -> list[dict]:

@@ -18,6 +18,9 @@ REASONS = {
     "too_long": "prompt + image placeholders + answer exceed the token budget (max_length)",
     "encode_error": "decoded, but making its views or tokens failed (e.g. a 10000x4 page); the error is logged",
     "bad_markdown": "the ground-truth file is not UTF-8 text (binary data), so it cannot be a target",
+    "bad_prompt": "the sample's own prompt is not text or has more than one <image> tag",
+    "bad_record": "a manifest line / dataset row that cannot be read as a page (bad JSON, missing or wrong keys)",
+    "missing_image": "the record names an image file that does not exist",
 }
 
 
