@@ -32,6 +32,16 @@ def preset_node(name: str) -> dict:
     return {"preset": name, **plain(OCR2Config.from_preset(name).to_dict())}
 
 
+def checkpoint_node() -> dict:
+    """`preset: checkpoint`: the model config is the `init_from` checkpoint's own (train/builders.py). Every field is
+    listed as null ("the checkpoint's value"), so a field is still one override (`model.encoder.mask=raster`) that
+    changes only that field."""
+    def nulls(value):
+        return {k: nulls(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+    return {**nulls(preset_node("official")), "preset": "checkpoint"}
+
+
 def register_presets() -> None:
     from hydra.core.config_store import ConfigStore
 
@@ -40,6 +50,7 @@ def register_presets() -> None:
     store = ConfigStore.instance()
     for name in PRESETS:
         store.store(group="model/preset", name=name, node=preset_node(name))
+    store.store(group="model/preset", name="checkpoint", node=checkpoint_node())
 
 
 register_presets()

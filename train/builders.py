@@ -25,11 +25,34 @@ def _deep_merge(base: dict, delta: dict, path: str = "") -> dict:
     return base
 
 
-def build_model_config(model_cfg: DictConfig | dict) -> OCR2Config:
-    """`preset` plus any OCR2Config fields by path (model.encoder.mask=..., model.decoder.num_layers=...)."""
+def _given(delta: dict) -> dict:
+    """The non-null leaves of a `model=checkpoint` group: the fields the run changes from the checkpoint's."""
+    out = {}
+    for key, value in delta.items():
+        if isinstance(value, dict):
+            sub = _given(value)
+            if sub:
+                out[key] = sub
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def build_model_config(model_cfg: DictConfig | dict, checkpoint: OCR2Config | None = None) -> OCR2Config:
+    """`preset` plus any OCR2Config fields by path (model.encoder.mask=..., model.decoder.num_layers=...).
+    `preset: checkpoint` starts from `checkpoint` (the init_from checkpoint's config) and applies the non-null
+    fields only."""
     d = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
     preset = d.pop("preset", "tiny")
+    if preset == "checkpoint":
+        if checkpoint is None:
+            raise ValueError("model=checkpoint takes the model config from init_from, but init_from is not set")
+        return OCR2Config.from_dict(_deep_merge(checkpoint.to_dict(), _given(d)))
     return OCR2Config.from_dict(_deep_merge(OCR2Config.from_preset(preset).to_dict(), d))
+
+
+def uses_checkpoint_config(cfg: DictConfig) -> bool:
+    return cfg.model.get("preset") == "checkpoint"
 
 
 def stage_views(cfg: DictConfig) -> list[str]:
@@ -40,10 +63,11 @@ def stage_views(cfg: DictConfig) -> list[str]:
     return [str(v) for v in ([views] if isinstance(views, str) else views)]
 
 
-def build_run_model_config(cfg: DictConfig) -> OCR2Config:
-    """The run's model config: the `model` group, plus a flow-query table for every view size the stage's view
-    recipes produce (a v1 mode such as `small` needs a 640 table the release does not have)."""
-    model_cfg = build_model_config(cfg.model)
+def build_run_model_config(cfg: DictConfig, checkpoint: OCR2Config | None = None) -> OCR2Config:
+    """The run's model config: the `model` group (on top of the init_from checkpoint's config for
+    model=checkpoint), plus a flow-query table for every view size the stage's view recipes produce (a v1 mode such
+    as `small` needs a 640 table the release does not have)."""
+    model_cfg = build_model_config(cfg.model, checkpoint)
     return with_query_tables(model_cfg, get_recipes(stage_views(cfg), model_cfg))
 
 

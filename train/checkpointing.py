@@ -23,6 +23,7 @@ from train.dist import barrier, gather_objects
 from train.safe_load import weights_only_loads
 
 POINTER = "latest"
+BEST = "best"  # names the checkpoint with the best validation metric (checkpoint.best_metric)
 
 
 def tag_for(step: int) -> str:
@@ -37,12 +38,12 @@ def read_latest(ckpt_dir: Path) -> str | None:
     return pointer.read_text().strip() or None
 
 
-def _write_pointer(ckpt_dir: Path, tag: str) -> None:
-    tmp = ckpt_dir / f".{POINTER}.tmp"
+def _write_pointer(ckpt_dir: Path, tag: str, name: str = POINTER) -> None:
+    tmp = ckpt_dir / f".{name}.tmp"
     tmp.write_text(tag + "\n")
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
-    os.replace(tmp, ckpt_dir / POINTER)  # atomic on POSIX: readers see the old or the new tag, never a mix
+    os.replace(tmp, ckpt_dir / name)  # atomic on POSIX: readers see the old or the new tag, never a mix
 
 
 def rng_state() -> dict:
@@ -94,9 +95,11 @@ class CheckpointManager:
             self.dir.mkdir(parents=True, exist_ok=True)
 
     def save(self, engine, step: int, per_rank: dict, shared: dict, save_model_dir=None,
-             protect: str | None = None) -> str:
+             protect=(), best: bool = False) -> str:
         """Collective. `per_rank`: this rank's state (data position, ...), gathered so rank r restores its own.
-        `save_model_dir(engine, path)`: writes the consolidated from_pretrained directory (collective on ZeRO-3)."""
+        `save_model_dir(engine, path)`: writes the consolidated from_pretrained directory (collective on ZeRO-3).
+        `protect`: tags pruning must keep (the last good one during a divergence, the best one). `best`: this
+        checkpoint becomes the one the `best` pointer names."""
         tag = tag_for(step)
         per_rank = dict(per_rank, rng=rng_state())
         # Namespaced: DeepSpeed drops client keys that collide with its own (e.g. "skipped_steps") on load.
@@ -108,7 +111,9 @@ class CheckpointManager:
         barrier()
         if self.rank == 0:
             _write_pointer(self.dir, tag)
-            self._prune(keep={tag, protect})
+            if best:
+                _write_pointer(self.dir, tag, BEST)
+            self._prune(keep={tag, *(t for t in protect if t)})
         barrier()
         return tag
 

@@ -91,3 +91,13 @@ def gather_objects(obj):
     out = [None] * tdist.get_world_size()
     tdist.all_gather_object(out, obj)
     return out
+
+
+def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """A collated batch on the run's device; floating tensors (the views) in the run's dtype."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, dtype) if v.is_floating_point() else v.to(device)
+        out[k] = v
+    return out

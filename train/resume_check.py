@@ -12,8 +12,9 @@ from typing import Any
 
 # Top-level keys (or dotted prefixes) whose changes cannot break exactness. Not max_steps: the cosine LR schedule
 # is a function of it, so every later LR moves.
+# Validation only reads the model (no grad, no randomness): how often and on what may change between resumes.
 FREE = ("run_dir", "run_name", "checkpoint", "logger", "log_every", "debug", "nonfinite", "hydra",
-        "data.num_workers")
+        "data.num_workers", "validation")
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:

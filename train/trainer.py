@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -11,13 +12,13 @@ import torch
 import torch.distributed as tdist
 from omegaconf import DictConfig, OmegaConf
 
-from ocr2 import OCR2Model
-from ocr2.processing.text import ByteTokenizer, load_tokenizer
-from ocr2.weights import resolve_model_dir, save_state_dict
 from train import stages
-from train.builders import build_deepspeed_config, build_reading, build_run_model_config, resolve_precision
-from train.checkpointing import CheckpointManager
-from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks
+from train.builders import build_deepspeed_config, build_reading, resolve_precision
+from train.checkpointing import CheckpointManager, tag_for
+from train.init_model import build_start
+from train.tuning import model_dir_writer, setup as setup_tuning
+from train.validation import Validator
+from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks, to_device
 from train.metrics import MetricsLogger
 from train.resume_check import check_resume
 from train.optim import SkippableAdamW
@@ -38,53 +39,10 @@ def _broadcast_run_dir(run_dir: str) -> Path:
     return Path(obj[0])
 
 
-def _load_init(model: OCR2Model, path: str | Path, modules: list[str] | None) -> None:
-    """Take the previous stage's weights (all, or only some top-level modules, e.g. stage 1 keeps the encoder).
-    `path`: a from_pretrained directory or a training run (its latest checkpoint)."""
-    source = OCR2Model.from_pretrained(resolve_model_dir(path))
-    state = source.state_dict()
-    if modules:
-        state = {k: v for k, v in state.items() if k.split(".")[0] in modules}
-    missing, unexpected = model.load_state_dict(state, strict=not modules)
-    if unexpected:
-        raise ValueError(f"init_from={path}: unexpected keys {unexpected}")
-
-
 def _zero_loss(model: torch.nn.Module) -> torch.Tensor:
     """A loss whose gradient is exactly zero for every trainable parameter: a skipped micro-batch still runs
     backward, so DeepSpeed's gradient hooks and accumulation counters stay in step on every rank."""
     return sum((p.sum() * 0.0 for p in model.parameters() if p.requires_grad), torch.zeros(()))
-
-
-def _to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            v = v.to(device, dtype) if v.is_floating_point() else v.to(device)
-        out[k] = v
-    return out
-
-
-def _save_model_dir(tokenizer, reading, consolidated: bool):
-    """Writes `<tag>/model/`: config, reading recipe and tokenizer always (ocr2-export needs them), weights when
-    `consolidated`."""
-    def save(engine, path: Path) -> None:
-        state = None
-        if consolidated:
-            if engine.zero_optimization_stage() == 3:
-                state = engine._zero3_consolidated_16bit_state_dict()  # collective: every rank must call it
-            else:
-                state = engine.module.state_dict()
-        if tdist.get_rank() == 0:
-            path.mkdir(parents=True, exist_ok=True)
-            if state is not None:
-                save_state_dict(engine.module.config, state, path, reading=reading)
-            else:
-                engine.module.config.save(path / "config.json")
-                reading.save(path)
-            tokenizer.save(path)
-
-    return save
 
 
 def train(cfg: DictConfig) -> dict:
@@ -94,21 +52,12 @@ def train(cfg: DictConfig) -> dict:
     dtype = resolve_precision(cfg.trainer.precision, info.device)
     metrics = MetricsLogger(run_dir, cfg, enabled=info.is_main)
 
-    model_cfg = build_run_model_config(cfg)
-    model = OCR2Model(model_cfg)
-    # init_from: a from_pretrained directory or a training run (its latest checkpoint); its tokenizer, if it saved
-    # one, comes with its weights.
-    init_dir = resolve_model_dir(cfg.init_from) if cfg.init_from else None
-    has_tokenizer = init_dir is not None and (init_dir / "ocr2_tokenizer.json").exists()
-    tokenizer = load_tokenizer(init_dir) if has_tokenizer else ByteTokenizer()
-    if tokenizer.vocab_size > model_cfg.decoder.vocab_size:
-        raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the decoder vocabulary is "
-                         f"{model_cfg.decoder.vocab_size}")
-    if init_dir:
-        _load_init(model, init_dir, list(cfg.init_modules) if cfg.init_modules else None)
+    start_point = build_start(cfg)  # model config, weights and tokenizer: from scratch or from init_from
+    model, model_cfg, tokenizer = start_point.model, start_point.config, start_point.tokenizer
     if cfg.trainer.activation_checkpointing:
         model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = True
-    frozen = stages.apply_freezing(model, list(cfg.stage.frozen))
+    tuning = setup_tuning(model, cfg, start_point.init_dir)  # the stage's freezing, or LoRA adapters
+    frozen = tuning.frozen
 
     groups = stages.param_groups(model, cfg.stage.get("lr_mult"))
     optimizer = SkippableAdamW(groups, lr=float(cfg.stage.lr), betas=tuple(cfg.trainer.betas),
@@ -121,6 +70,10 @@ def train(cfg: DictConfig) -> dict:
     from train.data import build_train_data
 
     data = build_train_data(cfg, model_cfg, tokenizer, info, run_dir)
+    reading = build_reading(cfg, model_cfg)
+    validator = Validator(cfg, model_cfg, tokenizer, reading, info, engine.zero_optimization_stage())
+    # The best validation figure so far and the checkpoint that holds it (checkpoint.best_metric; lower is better).
+    best = {"metric": cfg.checkpoint.get("best_metric"), "value": None, "tag": None}
     ckpt = CheckpointManager(run_dir, int(cfg.checkpoint.keep_last), info.rank)
     step, skipped_steps, consecutive, final_loss = 0, 0, 0, None
     resolved_cfg = OmegaConf.to_container(cfg, resolve=True)  # stored in every checkpoint, compared on resume
@@ -131,6 +84,8 @@ def train(cfg: DictConfig) -> dict:
         if changes and info.is_main:
             log.warning("resuming with config changes:\n%s", "\n".join(changes))
         step, skipped_steps, consecutive = state["step"], state["skipped_steps"], state["consecutive_bad"]
+        if state.get("best", {}).get("metric") == best["metric"]:
+            best = state["best"]
         data.load_state_dict(state["mine"]["data"])
         metrics.truncate_after(step)  # a resumed run's curve continues the checkpoint's, without repeated steps
         log.info("resumed from %s at step %d", where[0] / where[1], step)
@@ -139,20 +94,22 @@ def train(cfg: DictConfig) -> dict:
 
     max_steps, accum = int(cfg.max_steps), int(cfg.trainer.grad_accum)
     poisoned = set(cfg.debug.nonfinite_steps)
-    save_model = _save_model_dir(tokenizer, build_reading(cfg, model_cfg), bool(cfg.checkpoint.consolidated))
+    save_model = model_dir_writer(tuning, tokenizer, reading, bool(cfg.checkpoint.consolidated))
 
     saved_at = step if where is not None else None  # the step of the newest checkpoint on disk, if known
     # The newest checkpoint written after a finite step: kept through pruning when a divergence stops the run.
     last_good = where[1] if where is not None and where[0] == ckpt.dir and not consecutive else None
 
-    def save(at_step: int) -> str:
+    def save(at_step: int, is_best: bool = False) -> str:
         nonlocal saved_at, last_good
         saved_at = at_step
-        # During a run of non-finite steps the last good checkpoint must survive pruning.
+        if is_best:
+            best["tag"] = tag_for(at_step)
+        # During a run of non-finite steps the last good checkpoint must survive pruning; the best one always.
         tag = ckpt.save(engine, at_step, {"data": data.state_dict()},
                         {"skipped_steps": skipped_steps, "consecutive_bad": consecutive,
-                         "config": resolved_cfg}, save_model,
-                        protect=last_good if consecutive else None)
+                         "config": resolved_cfg, "best": dict(best)}, save_model,
+                        protect=(last_good if consecutive else None, best["tag"]), best=is_best)
         if consecutive == 0:
             last_good = tag
         return tag
@@ -161,6 +118,7 @@ def train(cfg: DictConfig) -> dict:
 
     bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.stage.name}", unit="step", disable=not info.is_main)
     batches = iter(data)
+    shown: dict[str, str] = {}  # the latest validation figures, kept on the progress line between evaluations
     engine.train()
     while step < max_steps:
         lr = cosine_lr(step, max_steps, float(cfg.stage.lr), float(cfg.stage.min_lr), int(cfg.trainer.warmup_steps))
@@ -168,7 +126,7 @@ def train(cfg: DictConfig) -> dict:
             group["lr"] = lr * group.get("lr_mult", 1.0)
         start, bad, losses, aux, tokens = time.perf_counter(), False, [], [], 0
         for micro in range(accum):
-            batch = _to_device(next(batches), info.device, dtype)
+            batch = to_device(next(batches), info.device, dtype)
             tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
             out = engine(**batch)
             if step + 1 in poisoned:
@@ -192,9 +150,16 @@ def train(cfg: DictConfig) -> dict:
         tok_s = sum_over_ranks(tokens) / elapsed
         record = {"step": step, "loss": loss_value, "lr": lr, "tokens_per_s": tok_s, "skipped_steps": skipped_steps,
                   "aux_loss": sum(aux) / len(aux) if aux else None, "data_skipped": data.skip_counts()}
-        if step % int(cfg.log_every) == 0 or step == max_steps:
+        new_best = False
+        if validator.due(step, max_steps):
+            record.update(validator.run(engine, info.device, dtype))
+            value = record.get(best["metric"]) if best["metric"] else None
+            if value is not None and math.isfinite(value) and (best["value"] is None or value < best["value"]):
+                best["value"], new_best = value, True
+            shown.update({k: f"{record[k]:.4f}" for k in ("val_loss", "val_ned") if k in record})
+        if step % int(cfg.log_every) == 0 or step == max_steps or "val_loss" in record:
             metrics.log(record)
-        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:.0f}")
+        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:.0f}", **shown)
         bar.update(1)
         if consecutive >= int(cfg.nonfinite.max_consecutive):
             tag = save(step)
@@ -206,8 +171,8 @@ def train(cfg: DictConfig) -> dict:
                    f"Lower the LR or check the data.")
             metrics.close(summary={"stopped": msg})
             raise NonFiniteLossError(msg)
-        if step % int(cfg.checkpoint.every) == 0 or step == max_steps:
-            save(step)
+        if step % int(cfg.checkpoint.every) == 0 or step == max_steps or new_best:
+            save(step, is_best=new_best)
     bar.close()
     if saved_at != step:
         save(step)  # every run ends with a checkpoint of its final state (max_steps=0: the initial model)
@@ -217,6 +182,8 @@ def train(cfg: DictConfig) -> dict:
     summary = {"steps": step, "final_loss": final_loss, "skipped_steps": skipped_steps,
                "data_skipped": data.skip_counts(),
                "frozen_parameters": len(frozen), "run_dir": str(run_dir)}
+    if best["metric"]:
+        summary["best"] = dict(best)
     if info.is_main:
         log.info("done: %s", json.dumps(summary))
     metrics.close(summary=summary)

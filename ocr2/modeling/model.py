@@ -162,8 +162,11 @@ class OCR2Model(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory, dtype: torch.dtype | None = None, device=None, **kwargs) -> "OCR2Model":
+        from ocr2.lora import is_adapter_dir, load_merged
         from ocr2.weights import load_pretrained
 
+        if is_adapter_dir(directory):  # a LoRA checkpoint: its base's weights with the adapters merged in
+            return load_merged(cls, directory, dtype=dtype, device=device, **kwargs)
         return load_pretrained(cls, directory, dtype=dtype, device=device, **kwargs)
 
     def num_parameters(self) -> int:

@@ -1,0 +1,93 @@
+"""The run's starting point: model config, weights and tokenizer, from scratch or from an `init_from` checkpoint.
+
+`init_from` is anything `resolve_model_dir` takes: an ocr2 directory or training run, an official-layout or
+transformers-port directory, or a Hub id (local cache first). From it come
+- the weights (all of them, or the top-level modules named in `init_modules`, e.g. stage 1's encoder);
+- the model config, with `model=checkpoint` (configs/model/checkpoint.yaml): fine-tuning never restates the
+  model by hand;
+- the tokenizer: the checkpoint's own (ocr2's byte tokenizer file, or the official tokenizer files read with
+  AutoTokenizer), the same one inference uses with these weights.
+Then tokenizer and model are checked against each other (vocabulary, special ids) before any training step, so
+a mismatch is one error naming both sides instead of a failure deep in the first forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ocr2 import OCR2Config, OCR2Model
+from ocr2.processing.text import TOKENIZER_FILE, ByteTokenizer, Tokenizer, load_tokenizer
+from ocr2.weights import resolve_model_dir
+from train.builders import build_run_model_config, uses_checkpoint_config
+
+
+@dataclass
+class RunStart:
+    model: OCR2Model
+    config: OCR2Config
+    tokenizer: Tokenizer
+    init_dir: Path | None  # the resolved init_from folder (None: from scratch)
+    tokenizer_source: str
+
+
+def _has_tokenizer(directory: Path) -> bool:
+    return any((directory / f).exists() for f in (TOKENIZER_FILE, "tokenizer.json", "tokenizer_config.json"))
+
+
+def check_compatible(tokenizer: Tokenizer, config: OCR2Config, tokenizer_source: str, model_source: str) -> None:
+    """Tokenizer ids must exist in the decoder's vocabulary and the special ids must agree."""
+    problems = []
+    if tokenizer.vocab_size > config.decoder.vocab_size:
+        problems.append(f"the tokenizer has {tokenizer.vocab_size} ids but the decoder vocabulary is "
+                        f"{config.decoder.vocab_size}")
+    for name, tok_id, cfg_id in (("<image>", tokenizer.image_id, config.image_token_id),
+                                 ("BOS", tokenizer.bos_id, config.bos_token_id),
+                                 ("EOS", tokenizer.eos_id, config.eos_token_id),
+                                 ("PAD", tokenizer.pad_id, config.pad_token_id)):
+        if tok_id != cfg_id:
+            problems.append(f"{name} is id {tok_id} in the tokenizer but {cfg_id} in the model config")
+    if problems:
+        hint = ("" if "checkpoint" in model_source else
+                " To fine-tune a checkpoint with its own shapes and ids, take its config: model=checkpoint.")
+        raise ValueError(f"tokenizer ({tokenizer_source}) and model ({model_source}) do not match: "
+                         + "; ".join(problems) + "." + hint)
+
+
+def _load_weights(model: OCR2Model, source: OCR2Model, init_dir: Path, modules: list[str] | None) -> None:
+    state = source.state_dict()
+    if modules:
+        state = {k: v for k, v in state.items() if k.split(".")[0] in modules}
+    ours = model.state_dict()
+    bad = [f"{k}: checkpoint {tuple(v.shape)} vs run {tuple(ours[k].shape)}" for k, v in state.items()
+           if k in ours and ours[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"init_from={init_dir}: the run's model has other shapes than the checkpoint ({len(bad)} "
+                         f"tensors, e.g. {bad[:3]}); take the checkpoint's config with model=checkpoint")
+    _, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"init_from={init_dir}: unexpected keys {unexpected}")
+
+
+def build_start(cfg: DictConfig) -> RunStart:
+    init_dir = resolve_model_dir(cfg.init_from) if cfg.init_from else None
+    source = OCR2Model.from_pretrained(init_dir) if init_dir is not None else None
+    config = build_run_model_config(cfg, source.config if source is not None else None)
+    model_source = (f"model=checkpoint ({init_dir})" if uses_checkpoint_config(cfg)
+                    else f"model={cfg.model.get('preset')} config")
+    if source is not None and _has_tokenizer(init_dir):
+        tokenizer, tokenizer_source = load_tokenizer(init_dir), f"from {init_dir}"
+    else:
+        tokenizer, tokenizer_source = ByteTokenizer(), "ocr2's byte tokenizer"
+    check_compatible(tokenizer, config, tokenizer_source, model_source)
+    modules = list(cfg.init_modules) if cfg.get("init_modules") else None
+    if source is not None and config == source.config and not modules:
+        model = source  # the checkpoint as it is: no second copy of the weights
+    else:
+        model = OCR2Model(config)
+        if source is not None:
+            _load_weights(model, source, init_dir, modules)
+    model.train()
+    return RunStart(model, config, tokenizer, init_dir, tokenizer_source)
