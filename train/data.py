@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ocr2 import OCR2Config
 from ocr2.data.loader import DataConfig, TrainLoader
@@ -15,14 +15,20 @@ from train.dist import DistInfo
 
 def data_config(cfg: DictConfig, model_cfg: OCR2Config) -> DataConfig:
     d, stage = cfg.data, cfg.stage
+    source = d.get("source") or "parquet"
     path = Path(d.path)
-    if not path.exists():
+    if source == "parquet" and not path.exists():  # a hub source's path is a Hub id, not a local path
         raise FileNotFoundError(f"data.path={d.path} does not exist; build a dataset first, e.g. "
-                                f"`ocr2-data synth {d.path} --train 256 --validation 32`")
-    return DataConfig(path=str(path), split=d.split, views=tuple(stage_views(cfg)),
-                      batch_size=int(cfg.trainer.micro_batch_size), max_length=int(d.max_length),
-                      packing=bool(stage.packing), target=d.target, prompt=d.get("prompt"),
-                      num_workers=int(d.num_workers), shuffle=bool(d.shuffle), seed=int(cfg.seed))
+                                f"`ocr2-data synth {d.path} --train 256 --validation 32` (or stream a Hub "
+                                f"dataset with data.source=hub)")
+    columns = d.get("columns")
+    columns = OmegaConf.to_container(columns) if columns is not None else None
+    return DataConfig(path=str(path) if source == "parquet" else str(d.path), split=d.split,
+                      views=tuple(stage_views(cfg)), batch_size=int(cfg.trainer.micro_batch_size),
+                      max_length=int(d.max_length), packing=bool(stage.packing), target=d.target,
+                      prompt=d.get("prompt"), num_workers=int(d.num_workers), shuffle=bool(d.shuffle),
+                      seed=int(cfg.seed), source=source, columns=columns, subset=d.get("subset"),
+                      shuffle_buffer=int(d.get("shuffle_buffer") or 1000))
 
 
 def build_train_data(cfg: DictConfig, model_cfg: OCR2Config, tokenizer: Tokenizer, info: DistInfo,

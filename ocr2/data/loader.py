@@ -20,19 +20,27 @@ from ocr2.config import OCR2Config
 from ocr2.data.collate import BatchBuilder
 from ocr2.data.examples import ExampleEncoder
 from ocr2.data.skips import BadSample, SkipCounter, merge_counts
-from ocr2.data.stream import Position, ShardedStream, find_parquet_files
+from ocr2.data.sources import open_stream
+from ocr2.data.stream import Position, ShardedStream
 from ocr2.processing.text import Tokenizer
 
 log = logging.getLogger("ocr2.data")
 
-# Columns each target reads; the others stay on disk.
-COLUMNS_FOR_TARGET = {"markdown": ("id", "image", "markdown"),
-                      "grounded": ("id", "image", "blocks", "relations", "width", "height")}
+# Columns each target reads (in our names, see columns.py); the others stay on disk. `prompt` (a sample's own)
+# is read where the dataset has it.
+COLUMNS_FOR_TARGET = {"markdown": ("id", "image", "markdown", "prompt"),
+                      "grounded": ("id", "image", "blocks", "relations", "width", "height", "prompt")}
 
 
 @dataclass
 class DataConfig:
     path: str  # a dataset directory written by ocr2-data (or any folder of parquet shards, see stream.py)
+    # parquet: `path` is read by ShardedStream | hub: `path` is a Hub id (or local folder) streamed by datasets
+    source: str = "parquet"
+    # A foreign dataset's column names for ours, e.g. {"image": "png", "text": "md"} (see columns.py); None: ours.
+    columns: dict[str, str | None] | None = None
+    subset: str | None = None  # hub: the dataset's configuration name (load_dataset's `name`)
+    shuffle_buffer: int = 1000  # hub: samples in datasets' shuffle buffer (parquet shuffles row groups instead)
     split: str = "train"
     # View recipes (ocr2/processing/views.py), cycled batch by batch when more than one (stage 1 trains on
     # single:768 and single:1024 views); stages 2 and 3 use the release's multi_crop.
@@ -120,14 +128,9 @@ class TrainLoader:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} out of range for world size {world_size}")
         self.cfg, self.tokenizer, self.rank, self.world_size = cfg, tokenizer, rank, world_size
-        files = find_parquet_files(cfg.path, cfg.split)
         self.encoder = ExampleEncoder(tokenizer, model_config, cfg.views, cfg.max_length, cfg.prompt, cfg.target)
-        columns = COLUMNS_FOR_TARGET[cfg.target]
-        self.stream = ShardedStream(files, columns=columns, seed=cfg.seed, shuffle=cfg.shuffle, mix=cfg.mix)
-        missing = [c for c in columns if c not in self.stream.column_names and c != "relations"]
-        if missing:
-            raise ValueError(f"{files[0]}: dataset lacks column(s) {missing} needed for target {cfg.target!r} "
-                             f"(it has {self.stream.column_names}; see ocr2.data.schema)")
+        # Checks the columns (mapped by cfg.columns) before any worker starts.
+        self.stream = open_stream(cfg, COLUMNS_FOR_TARGET[cfg.target], rank, world_size)
         self.positions: dict[int, Position] = {}
         self.skips: dict[int, dict[str, int]] = {}
         self.last_ids: list[str] = []  # sample ids of the batch last handed out (for logs and tests)

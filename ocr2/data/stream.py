@@ -67,21 +67,30 @@ class Position:
 
 class ShardedStream:
     def __init__(self, files: Sequence[str | Path], columns: Sequence[str] | None = None, seed: int = 0,
-                 shuffle: bool = True, mix: int = 4):
+                 shuffle: bool = True, mix: int = 4, name_rows: bool = False):
+        """`name_rows`: every row also carries `"__where__": "<file name> row <n>"` (n counts from 0 within the
+        file), which names a record of a dataset without an id column (see columns.py)."""
         import pyarrow.parquet as pq
 
         if not files:
             raise ValueError("ShardedStream needs at least one parquet file")
         self.files = [Path(f) for f in files]
         self.seed, self.shuffle, self.mix = int(seed), bool(shuffle), max(1, int(mix))
+        self.name_rows = bool(name_rows)
         self.units: list[RowGroup] = []
+        self.first_rows: list[int] = []  # per unit: its first row's index within its file
         for i, f in enumerate(self.files):
             try:
                 meta = pq.ParquetFile(f).metadata
             except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError for unreadable files
                 raise ValueError(f"{f}: not a readable parquet file ({e})") from e
-            self.units += [RowGroup(i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)
-                           if meta.row_group(g).num_rows]
+            first = 0
+            for g in range(meta.num_row_groups):
+                n = meta.row_group(g).num_rows
+                if n:
+                    self.units.append(RowGroup(i, g, n))
+                    self.first_rows.append(first)
+                first += n
         self.num_rows = sum(u.num_rows for u in self.units)
         # Columns every shard has; asking for one a shard lacks would fail deep inside a loader worker.
         names = [set(pq.ParquetFile(f).schema_arrow.names) for f in self.files]
@@ -156,7 +165,12 @@ class ShardedStream:
                     except Exception as e:  # noqa: BLE001 - pyarrow raises OSError/ArrowInvalid variants
                         raise ValueError(f"{self.files[unit.file]}: row group {unit.index} is unreadable "
                                          f"({type(e).__name__}: {e})") from e
-                    rows += table.slice(span.start, len(span)).to_pylist()
+                    piece = table.slice(span.start, len(span)).to_pylist()
+                    if self.name_rows:
+                        first, name = self.first_rows[span.unit] + span.start, self.files[unit.file].name
+                        for j, r in enumerate(piece):
+                            r["__where__"] = f"{name} row {first + j}"
+                    rows += piece
                 order = self.window_order(epoch, consumer, w, size)
                 for k in range(offset - base, size):
                     offset = base + k + 1
