@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The `model_type` of ocr2's own config.json (the official layout's is `deepseek_vl_v2`, the transformers port's
+# `deepseek_ocr2`).
+MODEL_TYPE = "ocr2"
+
 
 @dataclass
 class VisionTokenizerConfig:
@@ -130,7 +134,11 @@ class OCR2Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "OCR2Config":
+        """A dict of `to_dict`'s shape, or of `config.json`'s (which also carries `model_type`; older files lack it)."""
         d = dict(d)
+        model_type = d.pop("model_type", MODEL_TYPE)
+        if model_type != MODEL_TYPE:
+            raise ValueError(f"model_type is {model_type!r}, not {MODEL_TYPE!r} (not an ocr2 config)")
         subs = {"vision": VisionTokenizerConfig, "encoder": EncoderConfig, "decoder": DecoderConfig}
         kwargs: dict[str, Any] = {}
         known = {f.name for f in dataclasses.fields(cls)}
@@ -155,7 +163,9 @@ class OCR2Config:
         return cls(**kwargs)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        # `model_type` first, as in every config.json, so tools that dispatch on it (transformers' AutoConfig,
+        # ocr2's own layout detection) see whose config this is; `to_dict` stays the plain fields (Hydra reads it).
+        Path(path).write_text(json.dumps({"model_type": MODEL_TYPE, **self.to_dict()}, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "OCR2Config":
@@ -168,6 +178,9 @@ class OCR2Config:
             raise ValueError(f"{path}: not valid JSON ({e})") from e
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not an ocr2 config (a JSON object expected, got {type(data).__name__})")
+        if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:  # before the field check: its list would hide this
+            raise ValueError(f"{path}: model_type is {data['model_type']!r}, not {MODEL_TYPE!r} (not an ocr2 config; "
+                             f"OCR2Model.from_pretrained reads the official and transformers-port layouts)")
         missing = [k for k in _DEFAULTS.to_dict() if k not in data]
         for name in ("vision", "encoder", "decoder"):
             if isinstance(data.get(name), dict):

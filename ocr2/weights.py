@@ -21,8 +21,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ocr2.config import OCR2Config
-from ocr2.keymaps import official, port
+from ocr2.config import MODEL_TYPE, OCR2Config
+from ocr2.keymaps import official, official_config, port
 from ocr2.processing.reading import RELEASE_READING, ReadingRecipe
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -106,7 +106,23 @@ def detect_layout(keys) -> str:
     return "ocr2"
 
 
+def _raw_config(cfg_path: Path) -> dict | None:
+    if not cfg_path.exists():
+        return None
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{cfg_path}: not a model config (a JSON object expected, got {type(raw).__name__})")
+    return raw
+
+
 def _config_for(directory: Path, layout: str, config: OCR2Config | None) -> OCR2Config:
+    """The model config a checkpoint describes: ocr2's config.json; the port's (`model_type: deepseek_ocr2`,
+    every module described); the release's (`model_type: deepseek_vl_v2`: the decoder from `language_config`, the
+    vision stack from its `ocr2_config` block when ocr2 wrote it, else the release's hard-coded one); no config.json
+    beside official or port weights: the official preset."""
     if config is not None:
         return config
     cfg_path = directory / "config.json"
@@ -114,17 +130,37 @@ def _config_for(directory: Path, layout: str, config: OCR2Config | None) -> OCR2
         if not cfg_path.exists():
             raise CheckpointError(f"{directory}: config.json is missing")
         return OCR2Config.load(cfg_path)
-    if cfg_path.exists():
-        try:
-            raw = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
-        # The port's config describes every module; its save_pretrained writes the official key layout.
-        if raw.get("model_type") == "deepseek_ocr2":
+    raw = _raw_config(cfg_path)
+    if raw is None:
+        return OCR2Config.from_preset("official")
+    model_type = raw.get("model_type")
+    try:
+        # The port's save_pretrained writes the official key layout beside its own config.
+        if model_type == "deepseek_ocr2":
             return port.config_from_port(raw)
-    # The official config.json does not describe the vision stack (it is hard-coded in the release's
-    # `deepencoderv2/` code; config.json's `vision_config` block is ignored by it and partly stale).
-    return OCR2Config.from_preset("official")
+        if model_type == MODEL_TYPE:  # official or port key names beside an ocr2 config.json
+            return OCR2Config.load(cfg_path)
+        if model_type == official_config.MODEL_TYPE or "language_config" in raw:
+            return official_config.config_from_official(raw)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{cfg_path}: {e}") from e
+    raise CheckpointError(f"{cfg_path}: model_type {model_type!r} is not one ocr2 reads ({MODEL_TYPE!r}, "
+                          f"{official_config.MODEL_TYPE!r} for the release's layout, 'deepseek_ocr2' for the "
+                          f"transformers port's)")
+
+
+def _mismatch_hint(directory: Path, layout: str, config: OCR2Config | None) -> list[str]:
+    """Why the shapes may disagree when the model was built from a release-style config.json: it does not describe
+    the vision stack, so the release's (hard-coded) sizes were assumed."""
+    if config is not None or layout != "official":
+        return []
+    raw = _raw_config(directory / "config.json")
+    if raw is not None and (official_config.OCR2_KEY in raw or raw.get("model_type") in (MODEL_TYPE, "deepseek_ocr2")):
+        return []
+    where = "it has no config.json" if raw is None else "its config.json (the release's format) has no ocr2_config block"
+    return [f"  note: the vision stack (SAM, DeepEncoder V2, projector input) is not described in config.json "
+            f"({where}), so the release's sizes were assumed; the decoder's come from language_config. Pass "
+            f"config=OCR2Config(...) for a checkpoint with another vision stack."]
 
 
 def _materialise_buffers(model: torch.nn.Module, device) -> None:
@@ -194,7 +230,7 @@ def load_pretrained(cls, directory, dtype: torch.dtype | None = None, device=Non
             state[key] = tensor
     missing = sorted(set(expected) - set(state) - {b.split(":")[0] for b in bad_shape})
     if missing or unexpected or bad_shape:
-        lines = [f"{directory} ({layout} layout) does not match the model:"]
+        lines = [f"{directory} ({layout} layout) does not match the model:", *_mismatch_hint(directory, layout, config)]
         if missing:
             lines.append(f"  missing keys ({len(missing)}): {missing}")
         if unexpected:
