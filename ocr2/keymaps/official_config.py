@@ -71,7 +71,7 @@ def config_from_official(raw: dict) -> OCR2Config:
     ids = {k: v for k, v in ids.items() if v is not None}  # absent: the release tokenizer's ids stand
     # from_dict checks each value's type, naming the field.
     cfg = OCR2Config.from_dict({**base.to_dict(), "decoder": decoder, **ids})
-    if OCR2_KEY in raw:
+    if isinstance(raw.get(OCR2_KEY), dict) and "decoder" in raw[OCR2_KEY]:
         # Both blocks describe the decoder; a hand-edited one of them would make ocr2 and the release's loader
         # build different models from one folder.
         differ = {f.name: (getattr(base.decoder, f.name), getattr(cfg.decoder, f.name))
