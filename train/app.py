@@ -22,10 +22,26 @@ def _app(cfg: DictConfig) -> float | None:
 
     from train.trainer import train
 
-    cfg.run_dir = HydraConfig.get().runtime.output_dir  # hydra.run/sweep.dir: run_dir, or <run_dir>/<job> in a sweep
+    hydra_cfg = HydraConfig.get()
+    cfg.run_dir = hydra_cfg.runtime.output_dir  # hydra.run/sweep.dir: run_dir, or <run_dir>/<job> in a sweep
+    if cfg.logger.name == "wandb":
+        _name_wandb_run(cfg, hydra_cfg)
 
     summary = train(cfg)
     return summary.get("final_loss")
+
+
+def _name_wandb_run(cfg: DictConfig, hydra_cfg) -> None:
+    """Readable wandb names: the run's name, and in a sweep its job number and overrides, grouped by the sweep."""
+    from hydra.types import RunMode
+
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if not cfg.logger.get("run_name"):
+        overrides = hydra_cfg.job.override_dirname
+        cfg.logger.run_name = (f"{cfg.run_name}-{hydra_cfg.job.num}" + (f":{overrides}" if overrides else "")
+                               if sweep else str(cfg.run_name))
+    if sweep and not cfg.logger.get("group"):
+        cfg.logger.group = os.path.basename(os.path.normpath(hydra_cfg.sweep.dir))
 
 
 def main() -> None:

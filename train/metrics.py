@@ -19,6 +19,21 @@ def _clean(value):
     return value
 
 
+WANDB_ID = "wandb_id.txt"
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """This run's wandb id: made on the first start, read back on every resume."""
+    path = run_dir / WANDB_ID
+    if path.exists():
+        return path.read_text().strip()
+    import uuid
+
+    run_id = uuid.uuid4().hex[:12]
+    path.write_text(run_id + "\n")
+    return run_id
+
+
 class MetricsLogger:
     def __init__(self, run_dir: Path, cfg: DictConfig, enabled: bool):
         self.enabled, self.wandb = enabled, None
@@ -37,8 +52,11 @@ class MetricsLogger:
             import wandb
 
             os.environ.setdefault("WANDB_MODE", cfg.logger.get("mode", "offline"))
+            # One wandb run per training run, across resumes: its id is kept in the run directory.
             self.wandb = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"),
-                                    dir=str(run_dir), name=run_dir.name, tags=list(cfg.logger.get("tags", [])),
+                                    id=wandb_run_id(run_dir), resume="allow", dir=str(run_dir),
+                                    name=cfg.logger.get("run_name") or run_dir.name,
+                                    group=cfg.logger.get("group"), tags=list(cfg.logger.get("tags", [])),
                                     mode=cfg.logger.get("mode", "offline"),
                                     config=OmegaConf.to_container(cfg, resolve=True))
 
