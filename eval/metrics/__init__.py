@@ -1,31 +1,38 @@
 """Evaluation metrics for ocr2: pure functions (no torch), each in its own module.
 
-- normalize: OmniDocBench text/formula normalisation (clean_string, inline LaTeX -> unicode)
+OmniDocBench v1.5 end-to-end protocol (opendatalab/OmniDocBench @ 7bd6c2e, quick_match; agreement with the
+official evaluator in docs/omnidocbench_agreement.md):
+- normalize: text/formula normalisation (clean_string, inline LaTeX -> unicode, normalized_formula)
+- markdown_blocks, pipe_tables: prediction splitting (md_tex_filter), pipe tables -> HTML
+- omnidocbench_gt: GT items of a page (truncated merges, category order, array splitting)
+- matching, truncation_merge: quick_match and the simple match
+- table_normalize, teds: table normalisation, TEDS / TEDS-S
+- omnidocbench_page, omnidocbench: one page's figures; the benchmark's aggregates and protocol
+- time_limit: wall-clock limits on scoring steps
 - edit_distance: Levenshtein and normalised edit distance
-- omnidocbench: page text NED, reading-order ED, table TEDS/TEDS-S, display-formula ED (CDM proxy)
-- teds: TEDS on HTML tables (apted)
 - fox: Fox-style page OCR precision / recall / F1 / edit distance
 - repetition: loop detection and the repetition rate
 """
 
-from .edit_distance import edit_and_upper, levenshtein, normalized_edit_distance
+from .edit_distance import edit_and_upper, levenshtein, normalized_edit_distance, pairs_ratio
 from .fox import fox_metrics, fox_page_metrics, fox_tokenize
 from .markdown_blocks import PredBlock, split_markdown
-from .matching import Match, match_blocks
+from .matching import Match, quick_match, simple_match
 from .normalize import clean_string, inline_latex_to_unicode, latex_to_unicode, normalize_formula, normalize_text
 from .omnidocbench import (
     CDM_UNAVAILABLE, PROTOCOL, evaluate_page, evaluate_pages, load_gt, load_predictions, overall_score,
 )
-from .omnidocbench_gt import IGNORED_TEXT_CATEGORIES, GTBlock, gt_blocks, page_stem
+from .omnidocbench_gt import IGNORED_TEXT_CATEGORIES, GTBlock, gt_blocks, gt_page_items, page_stem
 from .reading_order import reading_order_edit, sequence_order_edit
 from .repetition import detect_loop, is_repetitive, repetition_rate
-from .teds import html_to_tree, teds
+from .table_normalize import normalize_table_html
+from .teds import teds
 
 __all__ = [
     "CDM_UNAVAILABLE", "GTBlock", "IGNORED_TEXT_CATEGORIES", "Match", "PROTOCOL", "PredBlock", "clean_string",
     "detect_loop", "edit_and_upper", "evaluate_page", "evaluate_pages", "fox_metrics", "fox_page_metrics",
-    "fox_tokenize", "gt_blocks", "html_to_tree", "inline_latex_to_unicode", "is_repetitive", "latex_to_unicode",
-    "levenshtein", "load_gt", "load_predictions", "match_blocks", "normalize_formula", "normalize_text",
-    "normalized_edit_distance", "overall_score", "page_stem", "reading_order_edit", "repetition_rate",
-    "sequence_order_edit", "split_markdown", "teds",
+    "fox_tokenize", "gt_blocks", "gt_page_items", "inline_latex_to_unicode", "is_repetitive", "latex_to_unicode",
+    "levenshtein", "load_gt", "load_predictions", "normalize_formula", "normalize_table_html", "normalize_text",
+    "normalized_edit_distance", "overall_score", "page_stem", "pairs_ratio", "quick_match", "repetition_rate",
+    "reading_order_edit", "sequence_order_edit", "simple_match", "split_markdown", "teds",
 ]

@@ -32,3 +32,9 @@ def normalized_edit_distance(pred: str | Sequence[Hashable], gt: str | Sequence[
 def edit_and_upper(pred: str, gt: str) -> tuple[int, int]:
     """The pair (edit, upper_len) OmniDocBench accumulates per page: NED = sum(edit) / sum(upper_len)."""
     return levenshtein(pred, gt), max(len(pred), len(gt))
+
+
+def pairs_ratio(pairs) -> float | None:
+    """sum(edit) / sum(upper_len) of (edit, upper_len) pairs (a page's figure); None when there is nothing to score."""
+    total = sum(u for _, u in pairs)
+    return sum(e for e, _ in pairs) / total if total else None

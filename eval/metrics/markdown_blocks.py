@@ -1,119 +1,179 @@
-"""Split a predicted markdown page into the blocks OmniDocBench matches against its ground truth.
+"""Split a predicted markdown page into the items the official OmniDocBench evaluator matches against its GT.
 
-Reference: the OmniDocBench README's end-to-end input format (one markdown file per page, tables as HTML or
-LaTeX, display formulas in `$$...$$`). Scores depend on paragraph separators (zai-org/GLM-OCR#37): blocks are
-paragraphs separated by a blank line, so joining blocks with a single newline merges them. The benchmark's own
-extractor (`md_tex_filter`) recognises more cases; this is our own, smaller version of the same idea:
+Reference (Apache-2.0; our own code): OmniDocBench @ 7bd6c2e `utils/extract.py::md_tex_filter` and
+`utils/data_preprocess.py` (`remove_markdown_fences`, `replace_repeated_chars`). In order, on the page string:
 
-- display formulas: `$$...$$`, `\\[...\\]`, `\\begin{equation|align|gather|multline}...`;
-- tables: HTML `<table>...</table>`, markdown pipe tables (converted to HTML, as the benchmark's
-  `md2html_table` does), LaTeX `tabular` (kept as a table of format "latex": converting it needs `latexml`,
-  which the benchmark also requires, so here it is only scored as text; see omnidocbench.py);
-- images (`![..](..)`, `<img>`) and DeepSeek grounding spans (`<|ref|>..<|/ref|><|det|>..<|/det|>`) are dropped,
-  as the release's OmniDocBench post-processing (`run_dpsk_ocr2_eval_batch.py`) deletes them;
-- everything else is text, one block per blank-line-separated paragraph.
+1. images `![..](..)` removed; ```markdown / ```html / ```latex fences and closing ``` removed; runs of more than
+   four underscores or spaces shortened to four; `<html>`/`<body>` tags removed;
+2. LaTeX tables (`table` environments, then balanced `tabular`s) and balanced HTML `<table>`s are cut out
+   (replaced by spaces, so offsets stay valid) as table items;
+3. display formulas `$$..$$` and `\\[..\\]` are cut out as formula items (their lines joined with a space,
+   `$$..$$` rewritten as `\\[..\\]`); every inline `$..$` / `\\(..\\)` **also** becomes a formula item, flagged
+   `equation_inline`, while staying in its paragraph's text - the matcher may pair it with a GT formula;
+4. pipe tables are rewritten as HTML (pipe_tables.py) and cut out; fenced code blocks become text items;
+5. the rest is split on blank lines (on single newlines when the page has no blank line at all); a paragraph
+   that is a whole `<table>` or starts and ends with `$` becomes a table / formula item, any other a text item.
+
+Positions: the character offset of an item, the prediction's reading order. Paragraph positions are counted the
+way the benchmark counts them - without the separators between paragraphs - so they run slightly early; we keep
+that, since it decides the order of paragraphs relative to formulas and tables and hence the reading-order score.
 """
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 from dataclasses import dataclass
+
+from .pipe_tables import has_pipe_table, pipe_tables_to_html
 
 
 @dataclass(frozen=True)
 class PredBlock:
     kind: str  # "text" | "formula" | "table"
-    content: str  # raw paragraph text, formula LaTeX (with delimiters) or table markup
-    position: int  # character offset in the page: the prediction's reading order
-    table_format: str | None = None  # "html" | "markdown" | "latex" for tables, else None
+    content: str  # paragraph text, formula LaTeX or table markup
+    position: int  # character offset in the (rewritten) page: the prediction's reading order
+    fine: str | None = None  # "equation_inline" | "md2html_table" | "code" | "text_block" | None
+    table_format: str | None = None  # "html" | "latex" for tables, else None
+
+    @property
+    def category(self) -> str:
+        """The category the benchmark reports for the item (its fine category when it has one)."""
+        return self.fine or {"text": "text_all", "formula": "equation_isolated"}.get(self.kind, self.kind)
 
 
-_FENCE = re.compile(r"^\s*```(?:markdown|md)?[ \t]*\n(.*?)\n```\s*$", re.DOTALL | re.IGNORECASE)
-_DROP = re.compile(r"<\|ref\|>.*?<\|/ref\|>|<\|det\|>.*?<\|/det\|>|!\[[^\]]*\]\([^)]*\)|<img\b[^>]*>", re.DOTALL)
-_BLOCKS = re.compile(
-    r"(?P<html_table><table\b.*?</table>)"
-    r"|(?P<latex_table>\\begin\{tabular\}.*?\\end\{tabular\})"
-    r"|(?P<formula>\$\$.+?\$\$|\\\[.+?\\\]"
-    r"|\\begin\{(?P<env>equation|align|gather|multline)\*?\}.*?\\end\{(?P=env)\*?\})",
-    re.DOTALL | re.IGNORECASE,
+_IMAGE = re.compile(r"!\[.*?\]\(.*?\)")
+_FENCES = tuple(re.compile(p, re.MULTILINE) for p in (r"^```markdown\n?", r"^```html\n?", r"^```latex\n?", r"```\n?$"))
+_DISPLAY = re.compile(r"\$\$(.*?)\$\$|\\\[(.*?)\\\]|\$(.*?)\$|\\\((.*?)\\\)", re.DOTALL)
+_DOLLARS = re.compile(r"\$\$(.*?)\$\$|\$(.*?)\$|\\\((.*?)\\\)", re.DOTALL)
+_LATEX_TABLE_ENV = re.compile(r"\\begin{table}(.*?)\\end{table}", re.DOTALL)
+_HTML_TABLE = re.compile(r"(<table.*?</table>)", re.DOTALL)
+_CODE_BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
+_LATEX_STYLE = (
+    (re.compile(r"\\title\{(.*?)\}"), r"\1"), (re.compile(r"\\title\s*\{\s*(.*?)\s*\}", re.DOTALL), r"\1"),
+    (re.compile(r"\\text\s*\{\s*(.*?)\s*\}", re.DOTALL), r"\1"), (re.compile(r"\\section\*?\{(.*?)\}"), r"\1"),
+    (re.compile(r"\\section\*?\{\s*(.*?)\s*\}", re.DOTALL), r"\1"),
 )
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_PIPE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 
 
-def unwrap_code_fence(md: str) -> str:
-    """Remove a ```markdown fence wrapping the whole page (chat models often add one; it is not page content)."""
-    m = _FENCE.match(md)
-    return m.group(1) if m else md
+def _blank(content: str, start: int, end: int) -> str:
+    return content[:start] + " " * (end - start) + content[end:]
+
+
+def _balanced(text: str, begin: str, end: str, step: int, restart_skip: int) -> list[tuple[int, int]]:
+    """Outermost spans from `begin` to the matching `end` (both regexes), nesting allowed, scanned as the
+    benchmark scans: it steps `step` characters (the length of its end pattern *string*) past a begin tag and
+    past the start of an end tag - so a span ends `step` characters after its end tag starts - and restarts
+    `restart_skip` characters after an unclosed begin tag."""
+    spans, stack, pos = [], [], 0
+    begin_re, end_re = re.compile(begin), re.compile(end)
+    while pos < len(text):
+        b, e = begin_re.search(text, pos), end_re.search(text, pos)
+        if not b and not e:
+            break
+        if b and (not e or b.start() < e.start()):
+            stack.append(b.start())
+            pos = b.start() + step
+        else:
+            if stack:
+                start = stack.pop()
+                if not stack:
+                    spans.append((start, e.start() + step))
+            pos = e.start() + step
+    if stack:
+        offset = stack[0] + restart_skip
+        spans += [(s + offset, t + offset) for s, t in _balanced(text[offset:], begin, end, step, restart_skip)]
+    return spans
+
+
+def _latex_tables(content: str) -> list[tuple[int, int]]:
+    spans = []
+    for m in _LATEX_TABLE_ENV.finditer(content):
+        spans.append((m.start(), m.end()))
+        content = _blank(content, m.start(), m.end())
+    # the benchmark's pattern strings are r'\\begin{tabular}' and r'\\end{tabular}' (16 and 14 characters): a
+    # tabular item therefore takes one character past its end tag along
+    spans += _balanced(content, r"\\begin{tabular}", r"\\end{tabular}", 14, 16)
+    return sorted(spans)
+
+
+def preprocess(md: str) -> str:
+    """Step 1: the page string the items are cut from."""
+    content = _IMAGE.sub("", md)
+    for fence in _FENCES:
+        content = fence.sub("", content)
+    content = re.sub(r"_{4,}", "____", content)
+    content = re.sub(r" {4,}", "    ", content)
+    for tag in ("<html>", "</html>", "<body>", "</body>"):
+        content = content.replace(tag, "")
+    return content
+
+
+def _cut_tables(content: str, items: list[PredBlock]) -> str:
+    for start, end in _latex_tables(content):
+        items.append(PredBlock("table", content[start:end], start, table_format="latex"))
+        content = _blank(content, start, end)
+    for start, end in _balanced(content, r"<table(?:[^>]*)>", "</table>", 8, 16):
+        items.append(PredBlock("table", content[start:end], start, table_format="html"))
+        content = _blank(content, start, end)
+    return content
+
+
+def _cut_formulas(content: str, items: list[PredBlock]) -> str:
+    for m in _DISPLAY.finditer(content):  # offsets of the string as it was before any formula was cut
+        if not m.group(0):
+            continue
+        line = " ".join(m.group(0).strip().split("\n"))
+        inner = _DOLLARS.search(line)
+        if inner is None:  # \[...\] without dollars inside
+            items.append(PredBlock("formula", line, m.start()))
+            content = _blank(content, m.start(), m.end())
+        elif inner.group(1):  # $$...$$
+            items.append(PredBlock("formula", _DOLLARS.sub(r"\\[\1\\]", line), m.start()))
+            content = _blank(content, m.start(), m.end())
+        else:  # inline: an extra item, the text keeps it
+            items.append(PredBlock("formula", _DOLLARS.sub(r"\\[\2\3\\]", line), m.start(), fine="equation_inline"))
+    return content
+
+
+def _cut_pipe_tables_and_code(content: str, items: list[PredBlock]) -> str:
+    if has_pipe_table(content):
+        content = pipe_tables_to_html(content)
+        for m in _HTML_TABLE.finditer(content):
+            items.append(PredBlock("table", m.group(0).strip(), m.start(), fine="md2html_table", table_format="html"))
+            content = _blank(content, m.start(), m.end())
+    for m in _CODE_BLOCK.finditer(content):
+        items.append(PredBlock("text", m.group(2).strip(), m.start(), fine="code"))
+        content = _blank(content, m.start(), m.end())
+    return content
+
+
+def _paragraphs(content: str, items: list[PredBlock]) -> None:
+    for pattern, repl in _LATEX_STYLE:
+        content = pattern.sub(repl, content)
+    pieces = content.split("\n\n")
+    if len(pieces) == 1:  # models that never leave a blank line: split on single newlines
+        pieces = content.split("\n")
+    position = 0
+    for piece in pieces:
+        start = position
+        position += len(piece)  # the benchmark does not count the separators
+        text = "\n".join(line.strip() for line in piece.strip().split("\n") if line.strip())
+        if not text:
+            continue
+        if text.startswith("<table") and text.endswith("</table>"):
+            items.append(PredBlock("table", text, start, table_format="html"))
+        elif text.startswith("$") and text.endswith("$"):
+            if text.replace("$", "").strip():
+                items.append(PredBlock("formula", text, start))
+        else:
+            items.append(PredBlock("text", text, start, fine="text_block"))
 
 
 def split_markdown(md: str) -> list[PredBlock]:
-    """Blocks of one predicted page, in prediction order (sorted by `position`)."""
-    md = _DROP.sub(lambda m: " " * len(m.group(0)), unwrap_code_fence(md))  # same length: offsets stay valid
-    blocks: list[PredBlock] = []
-    cursor = 0
-    for m in _BLOCKS.finditer(md):
-        blocks.extend(_text_blocks(md[cursor : m.start()], cursor))
-        if m.group("html_table"):
-            blocks.append(PredBlock("table", m.group(0), m.start(), "html"))
-        elif m.group("latex_table"):
-            blocks.append(PredBlock("table", m.group(0), m.start(), "latex"))
-        else:
-            blocks.append(PredBlock("formula", m.group(0), m.start()))
-        cursor = m.end()
-    blocks.extend(_text_blocks(md[cursor:], cursor))
-    return sorted(blocks, key=lambda b: b.position)
-
-
-def _text_blocks(chunk: str, offset: int) -> list[PredBlock]:
-    out: list[PredBlock] = []
-    start = 0
-    for piece in [*_PARAGRAPH_BREAK.finditer(chunk), None]:
-        end = piece.start() if piece else len(chunk)
-        out.extend(_paragraph_blocks(chunk[start:end], offset + start))
-        start = piece.end() if piece else len(chunk)
-    return out
-
-
-def _paragraph_blocks(paragraph: str, offset: int) -> list[PredBlock]:
-    """One paragraph, with any markdown pipe table inside it cut out as a table block."""
-    if not paragraph.strip():
-        return []
-    lines = paragraph.split("\n")
-    out: list[PredBlock] = []
-    text_lines: list[str] = []
-    text_start = offset
-    pos = offset
-    i = 0
-    while i < len(lines):
-        j = i
-        while j < len(lines) and lines[j].strip().startswith("|"):
-            j += 1
-        run = lines[i:j]
-        if len(run) >= 2 and any(_PIPE_SEPARATOR.match(line) for line in run):
-            if any(t.strip() for t in text_lines):
-                out.append(PredBlock("text", "\n".join(text_lines), text_start))
-            out.append(PredBlock("table", pipe_table_to_html(run), pos, "markdown"))
-            pos += sum(len(line) + 1 for line in run)
-            text_lines, text_start, i = [], pos, j
-            continue
-        if not text_lines:
-            text_start = pos
-        text_lines.append(lines[i])
-        pos += len(lines[i]) + 1
-        i += 1
-    if any(t.strip() for t in text_lines):
-        out.append(PredBlock("text", "\n".join(text_lines), text_start))
-    return out
-
-
-def pipe_table_to_html(lines: list[str]) -> str:
-    """A markdown pipe table as an HTML table (no spans: pipe tables cannot express them)."""
-    rows = []
-    for line in lines:
-        if _PIPE_SEPARATOR.match(line):
-            continue
-        cells = line.strip().strip("|").split("|")
-        rows.append("<tr>" + "".join(f"<td>{html_lib.escape(c.strip())}</td>" for c in cells) + "</tr>")
-    return "<table>" + "".join(rows) + "</table>"
+    """Items of one predicted page, sorted by position (stable: ties keep the order they were found in)."""
+    items: list[PredBlock] = []
+    content = _cut_tables(preprocess(md), items)
+    content = _cut_formulas(content, items)
+    content = _cut_pipe_tables_and_code(content, items)
+    _paragraphs(content, items)
+    return sorted(items, key=lambda b: b.position)

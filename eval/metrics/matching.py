@@ -1,112 +1,131 @@
-"""Pair ground-truth blocks with predicted blocks: our documented simplification of OmniDocBench `quick_match`.
+"""Pair GT blocks with predicted items: the OmniDocBench v1.5 `quick_match`, on already normalised strings.
 
-Reference: OmniDocBench v1.5 `quick_match` (`utils/match_quick.py`: a Levenshtein cost matrix
-solved with `scipy.optimize.linear_sum_assignment`, plus merging of adjacent blocks when a paragraph is split
-differently in the prediction and the ground truth).
+Reference (Apache-2.0; our own code): OmniDocBench @ 7bd6c2e `utils/match_quick.py::match_gt2pred_quick` and
+`utils/match.py::match_gt2pred_simple`. Only pairs that contain a GT block are returned: the benchmark scores
+nothing else (a prediction that matches no GT block costs nothing).
 
-Our version, in three passes over strings that are already normalised:
-1. confident one-to-one pairs: Hungarian assignment on the normalised-edit-distance matrix, keeping only pairs
-   whose distance is below `confident_ned`;
-2. adjacency merge: a still-unmatched block joins a matched group when it is the next/previous block (in GT
-   reading order, or in prediction order) of that group and the merge strictly lowers the group's edit
-   distance - e.g. a prediction that writes two GT paragraphs as one, or one GT paragraph as two. Only GT
-   blocks with the same `gt_keys` value merge (text with text, scored with scored);
-3. the leftovers are paired one-to-one by a second Hungarian assignment (any pair that shares something),
-   and pass 2 runs again so those pairs can absorb their neighbours.
-The official matcher also truncates and re-splits blocks and runs a fuzzy substring search; those refinements
-are not reproduced, so figures can differ from the official ones on pages whose block boundaries disagree.
+quick_match, in passes:
+1. ignored categories (headers, captions, page numbers, ...) first take *every* prediction within edit ratio
+   0.25 of one of them (not one-to-one); those predictions leave the pool (the ignored blocks are never scored);
+2. runs of consecutive predictions are merged where together they make up one GT block (truncation_merge.py);
+3. a Hungarian assignment on the edit ratio; a pair above 0.7 is rejected;
+4. each still unmatched GT block attaches to the first prediction, in prediction order, that contains it
+   approximately (a window of its length within ratio 0.4) - also a prediction that is already matched;
+5. a Hungarian assignment of the leftover GT blocks to the leftover predictions (any ratio); predictions left
+   after that are dropped. GT blocks paired with the same prediction (or run) form one pair.
+Trivial pages (no GT, no prediction, one of each) are paired directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
-from rapidfuzz.process import cdist
 from scipy.optimize import linear_sum_assignment
+
+from .omnidocbench_gt import IGNORED_TEXT_CATEGORIES
+from .truncation_merge import CONFIDENT, merge_truncated, ned_matrix
+
+REJECT_ABOVE = 0.7
+CONTAINED_BELOW = 0.4
 
 
 @dataclass(frozen=True)
 class Match:
-    gt: tuple[int, ...]  # indices into the GT list (contiguous, ascending); empty: an unmatched prediction
-    pred: tuple[int, ...]  # indices into the prediction list (contiguous, ascending); empty: a missed GT block
+    gt: tuple[int, ...]  # GT indices, in the order the benchmark concatenates them
+    pred: tuple[int, ...]  # prediction indices (ascending); empty: the GT block(s) found no prediction
 
 
-def _cost_matrix(gt: Sequence[str], pred: Sequence[str]) -> np.ndarray:
-    return np.asarray(cdist(gt, pred, scorer=Levenshtein.normalized_distance, workers=1), dtype=np.float64)
+def _contains(pred: str, gt: str) -> bool:
+    """Some window of `pred` as long as `gt` is within edit ratio 0.4 of it (the benchmark's sub_gt_fuzzy_matching)."""
+    n = len(gt)
+    if not 0 < n <= len(pred):
+        return False
+    cutoff = int(CONTAINED_BELOW * n) + 1  # distances above it cannot pass; rapidfuzz stops early there
+    return any(Levenshtein.distance(pred[i:i + n], gt, score_cutoff=cutoff) / n < CONTAINED_BELOW
+               for i in range(len(pred) - n + 1))
 
 
-def _hungarian(gt: Sequence[str], pred: Sequence[str], gi: list[int], pi: list[int], below: float):
-    if not gi or not pi:
-        return []
-    cost = _cost_matrix([gt[i] for i in gi], [pred[j] for j in pi])
+def _ignored_pass(gt: Sequence[str], cats: Sequence[str], pred: Sequence[str]) -> set[int]:
+    """Step 1: the predictions taken by ignored-category GT blocks."""
+    rows = [i for i, c in enumerate(cats) if c in IGNORED_TEXT_CATEGORIES]
+    if not rows:
+        return set()
+    close = np.nonzero(ned_matrix([gt[i] for i in rows], pred) < CONFIDENT)
+    return {int(j) for j in close[1]}
+
+
+def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
     rows, cols = linear_sum_assignment(cost)
-    return [(gi[r], pi[c]) for r, c in zip(rows, cols) if cost[r, c] < below]
+    return [(int(r), int(c)) for r, c in zip(rows, cols)]
 
 
-def match_blocks(
-    gt: Sequence[str],
-    pred: Sequence[str],
-    gt_keys: Sequence[Hashable] | None = None,
-    confident_ned: float = 0.5,
-) -> list[Match]:
-    """Match normalised GT strings (in GT reading order) to normalised predicted strings (in prediction order).
-
-    Returns every GT index exactly once (matched or with `pred=()`) and every prediction index exactly once
-    (matched or with `gt=()`), matched groups first, ordered by their first GT index.
-    """
-    keys = list(gt_keys) if gt_keys is not None else [None] * len(gt)
-    groups: list[tuple[list[int], list[int]]] = [
-        ([i], [j]) for i, j in _hungarian(gt, pred, list(range(len(gt))), list(range(len(pred))), confident_ned)
-    ]
-
-    def edit(group) -> int:
-        return Levenshtein.distance("".join(pred[j] for j in group[1]), "".join(gt[i] for i in group[0]))
-
-    _merge_adjacent(groups, edit, keys, len(gt), len(pred))
-    used_gt = {i for g in groups for i in g[0]}
-    used_pred = {j for g in groups for j in g[1]}
-    left_gt = [i for i in range(len(gt)) if i not in used_gt]
-    left_pred = [j for j in range(len(pred)) if j not in used_pred]
-    groups += [([i], [j]) for i, j in _hungarian(gt, pred, left_gt, left_pred, 1.0)]
-    _merge_adjacent(groups, edit, keys, len(gt), len(pred))  # the new pairs can absorb their neighbours too
-
-    used_gt = {i for g in groups for i in g[0]}
-    used_pred = {j for g in groups for j in g[1]}
-    out = [Match(tuple(g[0]), tuple(g[1])) for g in sorted(groups, key=lambda g: g[0][0])]
-    out += [Match((i,), ()) for i in range(len(gt)) if i not in used_gt]
-    out += [Match((), (j,)) for j in range(len(pred)) if j not in used_pred]
-    return out
-
-
-def _merge_adjacent(groups, edit, keys, n_gt: int, n_pred: int) -> None:
-    """Pass 2: grow groups (in place) with adjacent unmatched blocks while that lowers their edit distance."""
-    changed = True
-    while changed:
-        used_gt = {i for g in groups for i in g[0]}
-        used_pred = {j for g in groups for j in g[1]}
-        changed = any(
-            _best_merge(groups, edit, lambda g: (sorted(g[0] + [i]), g[1]),
-                        lambda g: keys[g[0][0]] == keys[i] and i in (g[0][0] - 1, g[0][-1] + 1)) is not None
-            for i in range(n_gt) if i not in used_gt
-        ) or any(
-            _best_merge(groups, edit, lambda g: (g[0], sorted(g[1] + [j])),
-                        lambda g: j in (g[1][0] - 1, g[1][-1] + 1)) is not None
-            for j in range(n_pred) if j not in used_pred
-        )
-
-
-def _best_merge(groups, edit, grow, allowed):
-    """Apply (in place) the allowed merge that lowers a group's edit distance most; return its index or None."""
-    best, best_gain = None, 0
-    for k, g in enumerate(groups):
-        if not allowed(g):
+def _main_pass(gt: Sequence[str], pred: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+    """Steps 2-5 over the non-ignored GT blocks and the pooled predictions: (GT indices, pred indices) groups."""
+    cost, runs = merge_truncated(ned_matrix(gt, pred), gt, pred)
+    keyed: dict[tuple[int, ...], list[int]] = {}  # prediction key -> GT indices, in insertion order
+    unmatched_gt = []
+    assigned = dict(_assign(cost))
+    for g in range(len(gt)):
+        if g not in assigned or cost[g, assigned[g]] > REJECT_ABOVE:
+            unmatched_gt.append(g)
             continue
-        gain = edit(g) - edit(grow(g))
-        if gain > best_gain:
-            best, best_gain = k, gain
-    if best is not None:
-        groups[best] = grow(groups[best])
-    return best
+        run = runs[assigned[g]]
+        keyed[tuple(range(run[0], run[-1] + 1)) if isinstance(run, list) else (run,)] = [g]
+    taken = {g for gs in keyed.values() for g in gs}
+    for j, p in enumerate(pred):  # step 4, in prediction order
+        hits = [g for g in unmatched_gt if _contains(p, gt[g])]
+        if not hits:
+            continue
+        fresh = [g for g in hits if g not in taken]
+        keyed.setdefault((j,), []).extend(fresh)
+        taken.update(fresh)
+    used_pred = {j for key in keyed for j in key}
+    left_gt = [g for g in range(len(gt)) if g not in taken]
+    left_pred = [j for j in range(len(pred)) if j not in used_pred]
+    groups = [(sorted(gs), list(key)) for key, gs in keyed.items() if gs]
+    if left_gt and left_pred:  # step 5
+        sub = ned_matrix([gt[g] for g in left_gt], [pred[j] for j in left_pred])
+        groups += [([left_gt[r]], [left_pred[c]]) for r, c in _assign(sub)]
+    return groups
+
+
+def _merge_same_prediction(groups: list[tuple[list[int], list[int]]], n_gt: int) -> list[Match]:
+    """GT blocks sharing one prediction key form one pair; GT blocks without a pair come last, alone."""
+    merged: dict[tuple[int, ...], list[int]] = {}
+    for gs, ps in groups:
+        merged.setdefault(tuple(ps), []).extend(gs)
+    out = [Match(tuple(gs), key) for key, gs in merged.items()]
+    seen = {g for m in out for g in m.gt}
+    return out + [Match((g,), ()) for g in range(n_gt) if g not in seen]
+
+
+def quick_match(gt: Sequence[str], gt_categories: Sequence[str], pred: Sequence[str]) -> list[Match]:
+    """Match normalised GT strings (in GT order, with their categories) to normalised predictions (in prediction
+    order). Every GT index appears in exactly one returned Match."""
+    if not gt:
+        return []
+    if not pred:
+        return [Match((g,), ()) for g in range(len(gt))]
+    if len(gt) == 1 and len(pred) == 1:
+        return [Match((0,), (0,))]
+    pool = [j for j in range(len(pred)) if j not in _ignored_pass(gt, gt_categories, pred)]
+    kept = [g for g, c in enumerate(gt_categories) if c not in IGNORED_TEXT_CATEGORIES]
+    ignored = [g for g, c in enumerate(gt_categories) if c in IGNORED_TEXT_CATEGORIES]
+    groups = _main_pass([gt[g] for g in kept], [pred[j] for j in pool])
+    matches = [Match(tuple(kept[g] for g in m.gt), tuple(pool[j] for j in m.pred))
+               for m in _merge_same_prediction(groups, len(kept))]
+    return matches + [Match((g,), ()) for g in ignored]  # never scored; listed so every GT index appears
+
+
+def simple_match(gt: Sequence[str], pred: Sequence[str]) -> list[Match]:
+    """The benchmark's `match_gt2pred_simple`: one Hungarian assignment on the edit ratio, no threshold. Used
+    for tables, and for text when quick_match runs out of time (as the benchmark does after 30 s)."""
+    if not gt:
+        return []
+    if not pred:
+        return [Match((g,), ()) for g in range(len(gt))]
+    paired = dict(_assign(ned_matrix(gt, pred)))
+    return [Match((g,), (paired[g],) if g in paired else ()) for g in range(len(gt))]

@@ -1,9 +1,15 @@
-"""Text and formula normalisation as OmniDocBench applies it before any edit distance.
+"""Text and formula normalisation as the OmniDocBench v1.5 end-to-end evaluator applies it before any distance.
 
-Reference: OmniDocBench's text normalised edit distance, step 1 (`utils/data_preprocess.py`: `textblock2unicode`
-then `clean_string`). The benchmark scores *content*, not layout: every block is (a) rewritten so inline LaTeX
-becomes the unicode it renders to, then (b) stripped of all whitespace and punctuation (`clean_string`), so
-"α + β" and "$\\alpha+\\beta$" compare equal and markdown markers (`#`, `**`, `-`, `|`) never count as errors.
+Reference (Apache-2.0; our own code): opendatalab/OmniDocBench @ 7bd6c2e, `utils/data_preprocess.py`
+(`clean_string`, `textblock2unicode`, `normalized_formula`). The benchmark scores content, not layout:
+
+- text: inline formulas that contain `\\`, `^` or `_` are rendered to unicode (pylatexenc), then `clean_string`
+  drops every character that is not a word character or CJK - whitespace, punctuation, markdown syntax;
+- display formulas: delimiters, tags, environments, font and spacing commands and all spaces are removed and the
+  rest is lower-cased (`normalize_formula`); the formula edit distance compares those strings.
+
+Robustness: LaTeX-to-text conversion gets a time limit and never sees a trailing backslash (pylatexenc 3.0a,
+the version the official evaluator pins, loops forever on one; the official pads it with a space, as we do).
 """
 
 from __future__ import annotations
@@ -13,86 +19,95 @@ import re
 
 from pylatexenc.latex2text import LatexNodes2Text
 
-# clean_string keeps only word characters (Python's \w is unicode-aware: letters, digits, underscore, CJK) and
-# the CJK unified block; the CJK range is listed explicitly because the benchmark does so, not because \w
-# misses it. Everything else - whitespace, punctuation, markdown syntax, leftover backslashes - is dropped.
-_NOT_KEPT = re.compile(r"[^\w\u4e00-\u9fff]")
-
-# Inline formulas as they appear in GT blocks (`$ ... $`) and in model output (`\( ... \)`, `$...$`).
-# `$$` (display) is excluded by the lookarounds: display formulas are separate blocks, never inline text.
-_INLINE_MATH = re.compile(r"(?<!\$)\$(?!\$)(.+?)(?<!\$)\$(?!\$)|\\\((.+?)\\\)", re.DOTALL)
+from .time_limit import StepTimeout, time_limit
 
 # pylatexenc logs a warning for every macro it does not know; a page can have hundreds. Silence it once.
 logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 _LATEX2TEXT = LatexNodes2Text()
 _COMMAND = re.compile(r"\\[A-Za-z]+\*?")
+LATEX_TIME_LIMIT_S = 5.0
 
+# clean_string: the benchmark first deletes literal "\t", "\n", "/t", "/n" (the annotations hold such escapes
+# where an indent or line break was meant) - as plain substring deletions, so "\tau" loses its "\t" too - and
+# then every character outside [\w\u4e00-\u9fff].
+_LITERAL_ESCAPES = ("\\t", "\\n", "\t", "\n", "/t", "/n")
+_NOT_KEPT = re.compile(r"[^\w\u4e00-\u9fff]")
 
-# The benchmark's annotations sometimes hold a literal "\\t" / "\\n" (backslash and letter) or "/t" / "/n"
-# where an indent or line break was meant (e.g. "\\t - Competence.", "\\t/t（1）棉绵锦"); clean_string deletes
-# those escapes as well as real tabs/newlines, otherwise the stray "t"/"n" letters would survive the
-# punctuation filter. The lookahead keeps words and commands that merely start with t/n ("\\tau", "/nodes").
-_LITERAL_ESCAPES = re.compile(r"[\\/][tn](?![A-Za-z])")
+# Inline formulas in a text block: `$...$` or `\(...\)`, on one line (the benchmark's pattern has no DOTALL).
+_INLINE_MATH = re.compile(r"\$(.*?)\$|\\\((.*?)\\\)")
+# Escaped specials are dropped together with their backslash before deciding whether a snippet is LaTeX.
+_ESCAPED_SPECIAL = re.compile(r"\\([\\_&%^])")
 
 
 def clean_string(text: str) -> str:
-    """OmniDocBench `clean_string`: drop literal "\\t", "\\n", "/t", "/n" escapes, all whitespace and every char not
-    matching [\\w\\u4e00-\\u9fff]."""
-    return _NOT_KEPT.sub("", _LITERAL_ESCAPES.sub("", text))
+    """OmniDocBench `clean_string`: delete the literal escapes, then keep only [\\w\\u4e00-\\u9fff]."""
+    for escape in _LITERAL_ESCAPES:
+        text = text.replace(escape, "")
+    return _NOT_KEPT.sub("", text)
+
+
+def _render(latex: str) -> str | None:
+    """pylatexenc's unicode rendering of a snippet, or None when it cannot parse it in time. A trailing
+    backslash is padded with a space, as the benchmark does (it hangs pylatexenc 3.0a)."""
+    if latex.endswith("\\"):
+        latex += " "
+    try:
+        with time_limit(LATEX_TIME_LIMIT_S):
+            return _LATEX2TEXT.latex_to_text(latex)
+    except (Exception, StepTimeout):  # pylatexenc raises assorted parser errors on malformed model output
+        return None
 
 
 def latex_to_unicode(latex: str) -> str:
-    """Render one LaTeX snippet to plain unicode text (``\\alpha`` -> ``α``, ``\\frac{2}{17}`` -> ``2/17``).
+    """Render one LaTeX snippet to unicode (``\\alpha`` -> ``α``, ``\\frac{2}{17}`` -> ``2/17``); if that fails,
+    delete the command names, which keeps their arguments' characters."""
+    rendered = _render(latex)
+    return _COMMAND.sub("", latex) if rendered is None else rendered
 
-    The benchmark does this with pylatexenc's LatexNodes2Text, and so do we; it is an approximation of what a
-    reader sees (unknown macros such as ``\\varSigma`` vanish, layout is flattened), applied identically to
-    prediction and ground truth so the approximation cancels out as far as possible. If pylatexenc cannot
-    parse the snippet we fall back to deleting the command names, which keeps the arguments' characters.
-    """
-    try:
-        return _LATEX2TEXT.latex_to_text(latex)
-    except Exception:  # pylatexenc raises assorted parser errors on malformed model output
-        return _COMMAND.sub("", latex)
+
+def _inline_to_unicode(match: re.Match) -> str:
+    content = match.group(1) if match.group(1) is not None else match.group(2)
+    snippet = _ESCAPED_SPECIAL.sub("", content)
+    if not any(c in snippet for c in "\\^_"):  # plain text between dollars: left as it is (clean_string drops $)
+        return match.group(0)
+    rendered = _render(snippet)
+    return match.group(0) if rendered is None else rendered.strip()  # the benchmark skips what fails to parse
 
 
 def inline_latex_to_unicode(text: str) -> str:
-    """OmniDocBench `textblock2unicode`: replace each inline formula of a text block by its unicode rendering."""
-    return _INLINE_MATH.sub(lambda m: latex_to_unicode(m.group(1) if m.group(1) is not None else m.group(2)), text)
+    """OmniDocBench `textblock2unicode`: each inline formula containing `\\`, `^` or `_` becomes its unicode."""
+    return _INLINE_MATH.sub(_inline_to_unicode, text)
 
 
 def normalize_text(text: str) -> str:
-    """The string a text block is scored on: inline LaTeX to unicode, then `clean_string`."""
+    """The string a text block is matched and scored on: inline LaTeX to unicode, then `clean_string`."""
     return clean_string(inline_latex_to_unicode(text))
 
 
-# Display-formula normalisation (our own light version of the benchmark's formula clean-up; OmniDocBench's
-# `configs/end2end.yaml` scores them with `display_formula: [Edit_dist, CDM]`). Formula edit distance is only the
-# CI proxy for CDM, so we only remove what cannot change the rendered formula: delimiters, whitespace,
-# font/spacing commands, \left/\right, equation tags, and a trailing full stop or comma.
-_DISPLAY_DELIMS = re.compile(
-    r"^\s*(\$\$|\\\[|\\begin\{(?:equation|align|gather|multline|displaymath)\*?\})|"
-    r"(\$\$|\\\]|\\end\{(?:equation|align|gather|multline|displaymath)\*?\})\s*$"
+# normalize_formula: the benchmark's `normalized_formula`. The deletions are plain substring removals in this
+# order (so `\text` also strips the `\text` of `\textbf`, and braces stay); the list is the benchmark's.
+_FORMULA_DELETIONS = (
+    "\\mathbf", "\\mathrm", "\\mathnormal", "\\mathit", "\\mathbb", "\\mathcal", "\\mathscr", "\\mathfrak",
+    "\\mathsf", "\\mathtt", "\\textbf", "\\text", "\\boldmath", "\\boldsymbol", "\\operatorname", "\\bm",
+    "\\symbfit", "\\mathbfcal", "\\symbf", "\\scriptscriptstyle", "\\notag", "\\setlength", "\\coloneqq",
+    "\\space", "\\thickspace", "\\thinspace", "\\medspace", "\\nobreakspace", "\\negmedspace", "\\quad", "\\qquad",
+    "\\enspace", "\\substackw", " ", "$$", "\\left", "\\right", "\\displaystyle",
 )
-_FONT_COMMANDS = (
-    r"mathrm|mathbf|mathit|mathsf|mathtt|mathnormal|boldsymbol|bm|operatorname\*?|text|textrm|textbf|textit"
-)
-# `\mathrm{d}` -> `d`: the font command goes with its braces when the argument is a simple group.
-_FONT_GROUP = re.compile(r"\\(?:" + _FONT_COMMANDS + r")\s*\{([^{}]*)\}")
-_FORMULA_NOISE = re.compile(
-    r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|textstyle|scriptstyle|nonumber|notag|"
-    r"quad|qquad|enspace|thinspace|medspace|thickspace|negthinspace|" + _FONT_COMMANDS + r")(?![A-Za-z])"
-    r"|\\[,;:! ]|~"
-)
-_TAG = re.compile(r"\\tag\*?\{[^{}]*\}")
+_BRACKET_DISPLAY = re.compile(r"\\\[(.+?)(?<!\\)\\\]")
+# Removed one pattern after the other, in this order (a removal can expose the next pattern's match).
+_FORMULA_MARKUP = tuple(re.compile(p) for p in (
+    r"\\tag\{.*?\}", r"\\hspace\{.*?\}", r"\\begin\{.*?\}", r"\\end\{.*?\}", r"\\arraycolsep.*?\}"))
 
 
 def normalize_formula(latex: str) -> str:
-    """The string a display formula is compared on (edit distance; CDM is out of scope, see omnidocbench.py)."""
-    s = latex.strip()
-    for _ in range(2):  # `$$\n\begin{align}...\end{align}\n$$` has two delimiter layers
-        s = _DISPLAY_DELIMS.sub("", s).strip()
-    s = _TAG.sub("", s)
-    s = _FONT_GROUP.sub(r"\1", s)
-    s = _FORMULA_NOISE.sub("", s)
-    s = re.sub(r"\s+", "", s)
-    return s.rstrip(".,，。")
+    """OmniDocBench `normalized_formula`: the string display formulas are matched and edit-scored on."""
+    s = latex.strip().strip("$").strip("\n")
+    m = _BRACKET_DISPLAY.search(s)
+    if m:
+        s = m.group(1).strip()
+    for pattern in _FORMULA_MARKUP:
+        s = pattern.sub("", s)
+    s = s.strip(".")
+    for token in _FORMULA_DELETIONS:
+        s = s.replace(token, "")
+    return s.lower()

@@ -1,11 +1,10 @@
 """Reading-order edit distance: does the prediction give the page's text blocks in the annotated order?
 
-Reference: OmniDocBench's reading-order edit distance (`dataset/end2end_dataset.py::get_order_paired`). Over
-the page's scored plain-text GT blocks: the GT sequence is every block's reading-order index, sorted; the
-predicted sequence is the indices of the *matched* blocks, listed in the order the prediction emits them. The
-score is `Levenshtein(gt_seq, pred_seq) / max(len)`: 0 = same order with nothing missing, 1 = nothing in place.
-Blocks missed by the prediction lengthen the GT sequence, so omissions also cost. Index 0 (no annotated order)
-is left out, as in the benchmark.
+Reference (Apache-2.0; our own code): OmniDocBench @ 7bd6c2e `dataset/end2end_dataset.py::get_order_paired`.
+Over the page's scored text pairs: the GT sequence is the annotated orders of every pair's GT blocks, sorted;
+the predicted sequence is the orders of the pairs that found a prediction, listed in the order of their first
+prediction. `Levenshtein(gt_seq, pred_seq) / max(len)`: 0 = same order with nothing missing. Missed blocks
+lengthen only the GT sequence, so omissions cost too. A missing order ("" or 0) is left out.
 """
 
 from __future__ import annotations
@@ -15,18 +14,14 @@ from collections.abc import Sequence
 from .edit_distance import levenshtein
 
 
-def reading_order_edit(
-    gt_orders: Sequence[Sequence[int]], matched: Sequence[tuple[Sequence[int], float]]
-) -> float | None:
-    """`gt_orders`: the order indices of every scored GT text block (one tuple per block, several when merged);
-    `matched`: for each matched group, (its GT order indices, its position in the prediction).
-    Returns the normalised edit distance, or None when the page has no ordered text at all."""
-    gt_seq = sorted(o for orders in gt_orders for o in orders if o)
-    pred_seq = [o for orders, _ in sorted(matched, key=lambda m: m[1]) for o in sorted(orders) if o]
+def reading_order_edit(order_pairs: Sequence[tuple[list, object]]) -> float | None:
+    """`order_pairs`: per text pair, (its GT orders, the position of its first prediction or "" if none).
+    None when the page has no ordered text at all."""
+    matched = [(orders, pos) for orders, pos in order_pairs if orders != [""] and pos != ""]
+    gt_seq = sorted(o for orders, _ in order_pairs if orders != [""] for o in orders if o)
+    pred_seq = [o for orders, _ in sorted(matched, key=lambda x: x[1]) for o in orders if o]
     upper = max(len(gt_seq), len(pred_seq))
-    if upper == 0:
-        return None
-    return levenshtein(gt_seq, pred_seq) / upper
+    return levenshtein(gt_seq, pred_seq) / upper if upper else None
 
 
 def sequence_order_edit(pred_seq: Sequence[int]) -> float:

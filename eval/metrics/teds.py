@@ -1,20 +1,17 @@
 """Tree-Edit-Distance-based Similarity (TEDS) for tables, and its structure-only variant TEDS-S.
 
-Reference: OmniDocBench's table TEDS (`metrics/table_metric.py`, itself
-PubTabNet's metric): parse the HTML with lxml into a tree, compute the tree edit distance with APTED where
-inserting or deleting a node costs 1 and renaming costs 1 if tag, colspan or rowspan differ, else (for cells)
-the normalised Levenshtein distance of the cell contents; `TEDS = 1 - distance / max(nodes_pred, nodes_gt)`.
-TEDS-S is the same with cell contents ignored. The tree edit distance comes from the `apted` package.
-
-Normalisation (ours, applied to both sides so it only removes markup noise):
-- `th` is treated as `td`; `thead`/`tbody`/`tfoot` wrappers are dropped, so the tree is table -> tr -> td;
-- a cell's content is its text (inline tags such as `<b>`/`<sup>` dropped) with inline LaTeX turned into
-  unicode and all whitespace removed, compared character by character.
+Reference (Apache-2.0; our own code): OmniDocBench @ 7bd6c2e `metrics/table_metric.py` (PubTabNet's TEDS). Both
+tables are first normalised (table_normalize.py), then parsed with lxml into trees of every element under
+`<table>`; a `td` is a leaf whose content is its characters plus a token per inline tag (`<b>`, `</b>`, ...).
+APTED computes the tree edit distance: insert/delete cost 1; rename cost 1 if tag, colspan or rowspan differ,
+else for cells the normalised Levenshtein distance of their token lists (0 when both are empty).
+`TEDS = 1 - distance / max(size_pred, size_gt)` where a size counts the elements *below* `<table>` - inline tags
+in cells included, the table itself not. TEDS-S compares structure only (cell content ignored).
+A table that fails to parse, or a span that is not an integer, scores 0, as in the benchmark.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import lxml.html
@@ -22,69 +19,55 @@ from apted import APTED, Config
 from lxml import etree
 
 from .edit_distance import normalized_edit_distance
-from .normalize import inline_latex_to_unicode
+from .table_normalize import normalize_table_html
 
-_WS = re.compile(r"\s+")
+_PARSER = lxml.html.HTMLParser(remove_comments=True, encoding="utf-8")
 
 
 @dataclass
 class TableNode:
-    tag: str  # "table" | "tr" | "td"
-    colspan: int = 1
-    rowspan: int = 1
-    content: str = ""
+    tag: str
+    colspan: int | None = None
+    rowspan: int | None = None
+    content: list[str] = field(default_factory=list)  # a cell's tokens
     children: list["TableNode"] = field(default_factory=list)
 
-    def size(self) -> int:
-        return 1 + sum(c.size() for c in self.children)
+
+def _cell_tokens(el) -> list[str]:
+    """Characters and inline-tag tokens of a cell's content (its own tags excluded); tails of inner tags count."""
+    tokens = list(el.text or "")
+    for child in el:
+        tokens.append(f"<{child.tag}>")
+        tokens += _cell_tokens(child)
+        tokens.append(f"</{child.tag}>")
+        if child.tag != "td":  # the benchmark skips the tail of a cell nested in a cell
+            tokens += list(child.tail or "")
+    return tokens
 
 
-def _span(el, name: str) -> int:
-    try:
-        return max(1, int(str(el.get(name, "1")).strip() or 1))
-    except ValueError:
-        return 1
+def _tree(el, structure_only: bool) -> TableNode:
+    if el.tag == "td":
+        content = [] if structure_only else _cell_tokens(el)
+        return TableNode("td", int(el.get("colspan", "1")), int(el.get("rowspan", "1")), content)
+    return TableNode(el.tag, children=[_tree(c, structure_only) for c in el])
 
 
-def _owning_table(el):
-    p = el.getparent()
-    while p is not None and p.tag != "table":
-        p = p.getparent()
-    return p
-
-
-def html_to_tree(html: str) -> TableNode | None:
-    """The first `<table>` in `html` as a table -> tr -> td tree; None when there is no parsable table."""
-    if not html or "<" not in html:
+def parse_table(normalized: str):
+    """The `<table>` element of a normalised table string, or None."""
+    if not normalized:
         return None
     try:
-        root = lxml.html.fromstring(html)
+        tables = lxml.html.fromstring(normalized, parser=_PARSER).xpath("body/table")
     except (etree.ParserError, ValueError):
         return None
-    table = root if root.tag == "table" else next(root.iter("table"), None)
-    if table is None:
-        return None
-    tree = TableNode("table")
-    for tr in table.iter("tr"):
-        if _owning_table(tr) is not table:  # rows of a nested table belong to that table's cell text
-            continue
-        row = TableNode("tr")
-        for cell in tr:
-            if cell.tag in ("td", "th"):
-                text = _WS.sub("", inline_latex_to_unicode(cell.text_content()))
-                row.children.append(TableNode("td", _span(cell, "colspan"), _span(cell, "rowspan"), text))
-        tree.children.append(row)
-    return tree
+    return tables[0] if tables else None
 
 
 class _TedsConfig(Config):
-    def __init__(self, structure_only: bool):
-        self.structure_only = structure_only
-
     def rename(self, a: TableNode, b: TableNode) -> float:
         if a.tag != b.tag or a.colspan != b.colspan or a.rowspan != b.rowspan:
             return 1.0
-        if a.tag == "td" and not self.structure_only:
+        if a.tag == "td" and (a.content or b.content):
             return normalized_edit_distance(a.content, b.content)
         return 0.0
 
@@ -92,16 +75,22 @@ class _TedsConfig(Config):
         return node.children
 
 
-def tree_teds(pred: TableNode | None, gt: TableNode | None, structure_only: bool = False) -> float:
-    """TEDS between two parsed tables; a missing or unparsable side scores 0 (1 when both are missing)."""
-    if pred is None and gt is None:
-        return 1.0
-    if pred is None or gt is None:
+def teds_normalized(pred: str, gt: str, structure_only: bool = False) -> float:
+    """TEDS between two already normalised table strings (normalize_table_html), in [0, 1]."""
+    pred_table, gt_table = parse_table(pred), parse_table(gt)
+    if pred_table is None or gt_table is None:
         return 0.0
-    distance = APTED(pred, gt, _TedsConfig(structure_only)).compute_edit_distance()
-    return 1.0 - float(distance) / max(pred.size(), gt.size())
+    try:
+        pred_tree, gt_tree = _tree(pred_table, structure_only), _tree(gt_table, structure_only)
+    except ValueError:  # a colspan/rowspan that is not an integer
+        return 0.0
+    size = max(len(pred_table.xpath(".//*")), len(gt_table.xpath(".//*")))
+    if size == 0:
+        return 0.0
+    distance = APTED(pred_tree, gt_tree, _TedsConfig()).compute_edit_distance()
+    return 1.0 - float(distance) / size
 
 
 def teds(pred_html: str, gt_html: str, structure_only: bool = False) -> float:
     """TEDS (or TEDS-S with `structure_only=True`) between two HTML tables, in [0, 1]; 1 = identical."""
-    return tree_teds(html_to_tree(pred_html), html_to_tree(gt_html), structure_only)
+    return teds_normalized(normalize_table_html(pred_html), normalize_table_html(gt_html), structure_only)
