@@ -4,6 +4,11 @@
     ocr2-data synth data/synth --train 10000 --validation 200 --workers 8 --languages en=0.7,zh=0.3
     ocr2-data omnidocbench data/omnidocbench --json OmniDocBench.json --images images/
     ocr2-data folder data/scans --root scans/ --validation-fraction 0.05
+    ocr2-data jsonl manifest.jsonl data/mine                  # image path(s) + markdown, or ms-swift's messages
+    ocr2-data hf org/name-or-folder data/mine --text-column text
+    ocr2-data pdf pdfs/ data/pdfs                             # report.pdf + report/page_001.md ... or report.md
+
+`ocr2-data <command> --help` shows each input format with an example record.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import shlex
 import sys
 
+from data_pipelines import hf, jsonl, pdf
 from data_pipelines.synth.config import SynthConfig, parse_mix
 
 
@@ -86,7 +92,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-fraction", type=float, default=0.05)
     _add_writer_args(p)
 
+    _add_record_parsers(sub)
     return parser
+
+
+def _add_record_args(p: argparse.ArgumentParser, fraction: float) -> None:
+    p.add_argument("--validation-fraction", type=float, default=fraction,
+                   help=f"fraction of pages hashed into validation (default {fraction}); ignored with --split")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first bad record (naming file and record) instead of skipping and counting it")
+    _add_writer_args(p)
+
+
+def _add_record_parsers(sub) -> None:
+    def parser(name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = parser("jsonl", "a JSONL manifest of image paths + markdown (+ prompt), or ms-swift's messages -> dataset",
+               jsonl.FORMAT)
+    p.add_argument("manifest", help="the .jsonl manifest (image paths are relative to its folder)")
+    p.add_argument("out", help="output dataset directory")
+    p.add_argument("--split", help="write every page to this split (e.g. validation from its own manifest); "
+                                   "default: train/validation by --validation-fraction")
+    _add_record_args(p, 0.05)
+
+    p = parser("hf", "a Hugging Face dataset (save_to_disk folder, Hub-layout parquet, Hub id) -> dataset",
+               hf.FORMAT)
+    p.add_argument("source", help="save_to_disk folder, parquet folder or file, or Hub id")
+    p.add_argument("out", help="output dataset directory")
+    p.add_argument("--split", help="convert only this split of the source (default: all)")
+    p.add_argument("--subset", help="the Hub dataset's configuration (subset) name")
+    p.add_argument("--image-column", default="image", help="default: image")
+    p.add_argument("--text-column", help="the target markdown (default: markdown, else text)")
+    p.add_argument("--prompt-column", help="a per-sample prompt (default: prompt, if the source has it)")
+    p.add_argument("--id-column", help="page ids (default: id if present, else <split>-<row>)")
+    _add_record_args(p, 0.0)
+
+    p = parser("pdf", "PDFs + per-page markdown -> dataset (pages rendered at 144 dpi)", pdf.FORMAT)
+    p.add_argument("folder", help="folder searched recursively for PDFs")
+    p.add_argument("out", help="output dataset directory")
+    p.add_argument("--split", help="write every page to this split (default: train/validation by document)")
+    p.add_argument("--page-separator", default=pdf.SEPARATOR,
+                   help=f"the line between pages in <doc>.md (default {pdf.SEPARATOR!r})")
+    p.add_argument("--image-format", choices=("png", "jpeg"), default="png")
+    _add_record_args(p, 0.05)
+
+
+def _run_record_command(args: argparse.Namespace, command: str) -> dict:
+    common = dict(validation_fraction=args.validation_fraction, strict=args.strict,
+                  rows_per_shard=args.rows_per_shard, row_group_size=args.row_group_size, command=command)
+    if args.command == "jsonl":
+        return jsonl.build_jsonl(args.out, args.manifest, args.split, **common)
+    if args.command == "hf":
+        return hf.build_hf(args.out, args.source, args.split, args.image_column, args.text_column,
+                           args.prompt_column, args.id_column, args.subset, **common)
+    return pdf.build_pdf(args.out, args.folder, args.split, separator=args.page_separator,
+                         image_format=args.image_format, **common)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             info = build_folder(args.out, args.root, args.validation_fraction, args.rows_per_shard,
                                 args.row_group_size, command)
             print(f"{args.out}: {info['splits']}, skipped {info['skipped'] or 'none'}")
+        elif args.command in ("jsonl", "hf", "pdf"):
+            info = _run_record_command(args, command)
+            print(f"{args.out}: {info['splits']}, skipped {info['skipped'] or 'none'}"
+                  + (" (the first of each kind are logged above with file and record)" if info["skipped"] else ""))
     except (FileNotFoundError, ValueError) as e:
         print(f"ocr2-data {args.command}: error: {e}", file=sys.stderr)
         return 2

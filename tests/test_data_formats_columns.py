@@ -8,6 +8,7 @@ import datasets
 import pytest
 from hydra import compose, initialize_config_dir
 
+from data_formats_helpers import foreign_row, offline, write_hub_layout  # noqa: F401 - offline is a fixture
 from data_helpers import page_image
 from ocr2 import OCR2Config
 from ocr2.data import DataConfig, TrainLoader
@@ -22,31 +23,8 @@ MAPPING = {"id": "key", "image": "png", "text": "md", "prompt": "instruction"}
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    """No test may reach the network; datasets caches under tmp_path."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
-    # datasets waits 5 s after each shuffled parquet pass (an Arrow thread-shutdown workaround): once per epoch in
-    # a run, but a test ends many passes.
-    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0.05)
-
-
-def _foreign(i: int) -> dict:
-    return {"key": f"k{i:03d}", "png": page_image(i), "md": f"# Page {i}", "instruction": "Free OCR." if i % 2 else ""}
-
-
-def write_hub_layout(root, n: int, shards: int = 4):
-    """`<root>/data/train-0000i-of-0000n.parquet` with an Image feature column, as the Hub stores datasets."""
-    features = datasets.Features({"key": datasets.Value("string"), "png": datasets.Image(),
-                                  "md": datasets.Value("string"), "instruction": datasets.Value("string")})
-    rows = [_foreign(i) for i in range(n)]
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    for s in range(shards):
-        part = rows[s::shards]
-        ds = datasets.Dataset.from_dict({k: [r[k] for r in part] for k in features}, features=features)
-        ds.to_parquet(str(root / "data" / f"train-{s:05d}-of-{shards:05d}.parquet"))
-    return root
+def _offline(offline):
+    pass
 
 
 def _loader(path, rank=0, world_size=1, **options) -> TrainLoader:
@@ -126,7 +104,7 @@ def test_a_hub_stream_resumes_without_repeats_or_gaps(tmp_path):
 
 
 def test_a_save_to_disk_folder_streams_as_a_hub_source(tmp_path):
-    rows = [_foreign(i) for i in range(6)]
+    rows = [foreign_row(i) for i in range(6)]
     ds = datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in rows[0]})
     datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "saved"))
     assert sorted(_ids(_loader(tmp_path / "saved", source="hub", columns=MAPPING))) == ALL[:6]
