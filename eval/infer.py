@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocr2-infer", description="Read documents with DeepSeek-OCR 2 (ocr2).")
     p.add_argument("inputs", nargs="+", help="image files, folders of images/PDFs, or PDF files")
     p.add_argument("--model", required=True,
-                   help="checkpoint directory (ocr2, official hub or port layout) or a training run directory")
+                   help="checkpoint directory (ocr2, official or transformers-port layout), a training run "
+                        "directory (full or LoRA), or a Hub id such as deepseek-ai/DeepSeek-OCR-2 (read from the "
+                        "local Hugging Face cache first)")
     p.add_argument("--out", default="ocr2_out", help="output directory (default: ocr2_out)")
     g = p.add_argument_group("reading (default: the checkpoint's own recipe, reading.json; the release's for "
                              "official checkpoints)")
