@@ -3,7 +3,7 @@
 import pytest
 
 from eval.metrics import (
-    evaluate_page, evaluate_pages, gt_blocks, match_blocks, overall_score, reading_order_edit, sequence_order_edit,
+    evaluate_page, evaluate_pages, gt_blocks, overall_score, quick_match, reading_order_edit, sequence_order_edit,
     split_markdown,
 )
 
@@ -30,15 +30,19 @@ THREE = page(
 def test_split_markdown_separates_text_formulas_and_tables_in_order():
     md = (
         "```markdown\n# Title\n\nPara one\nstill one.\n\n$$x^2$$\n\n\\[ y \\]\n\n"
-        f"{TABLE}\n\n| a | b |\n|---|---|\n| c | d |\n\n![fig](img.png)\n\n"
-        "<|ref|>text<|/ref|><|det|>[[1,2,3,4]]<|/det|>\nEnd\n```"
+        f"{TABLE}\n\n| a | b |\n|---|---|\n| c | d |\n\n![fig](img.png)\n\nEnd\n```"
     )
-    kinds = [(b.kind, b.table_format) for b in split_markdown(md)]
-    assert kinds == [("text", None), ("text", None), ("formula", None), ("formula", None), ("table", "html"),
-                     ("table", "markdown"), ("text", None)]
     blocks = split_markdown(md)
-    assert blocks[1].content == "Para one\nstill one." and blocks[-1].content.strip() == "End"
-    assert [b.position for b in blocks] == sorted(b.position for b in blocks)
+    assert [(b.kind, b.fine) for b in blocks] == [("text", "text_block"), ("text", "text_block"), ("formula", None),
+                                                   ("formula", None), ("table", None), ("table", "md2html_table"),
+                                                   ("text", "text_block")]
+    assert blocks[1].content == "Para one\nstill one." and blocks[-1].content == "End"
+
+
+def test_inline_formula_is_an_extra_item_and_stays_in_its_paragraph():
+    blocks = split_markdown("Area \\(x^2\\) here.")
+    assert [(b.kind, b.fine) for b in blocks] == [("text", "text_block"), ("formula", "equation_inline")]
+    assert "x^2" in blocks[0].content
 
 
 # -- ground truth ----------------------------------------------------------------------------------------------
@@ -51,22 +55,38 @@ def test_gt_blocks_merge_truncated_paragraphs_and_flag_ignored_categories():
         relations=[{"source_anno_id": 0, "target_anno_id": 1, "relation_type": "truncated"}],
     )
     blocks = gt_blocks(gt)
-    assert [(b.category, b.ignored, b.orders) for b in blocks] == [
-        ("header", True, (0,)), ("text_block", False, (1, 2)),
-    ]
+    assert [(b.category, b.ignored, b.order) for b in blocks] == [("header", True, None), ("text_block", False, 1)]
     assert blocks[1].content == "A sentence cut across columns."
 
 
+def test_a_truncation_chain_repeats_its_middle_part_as_the_benchmark_does():
+    gt = page(block("text_block", 1, 0, text="a "), block("text_block", 2, 1, text="b "),
+              block("text_block", 3, 2, text="c"),
+              relations=[{"source_anno_id": 0, "target_anno_id": 1, "relation_type": "truncated"},
+                         {"source_anno_id": 1, "target_anno_id": 2, "relation_type": "truncated"}])
+    assert [b.content for b in gt_blocks(gt)] == ["a b b c"]
+
+
 # -- matching --------------------------------------------------------------------------------------------------
-def test_match_blocks_covers_every_index_once():
-    matches = match_blocks(["abc", "def", "ghi"], ["abcdef", "zzz", "ghi"])
+def test_quick_match_lists_every_gt_index_once():
+    matches = quick_match(["abc", "def", "ghi"], ["text_block"] * 3, ["abcdef", "zzz", "ghi"])
     assert sorted(i for m in matches for i in m.gt) == [0, 1, 2]
-    assert sorted(j for m in matches for j in m.pred) == [0, 1, 2]
 
 
-def test_match_blocks_merges_a_paragraph_the_prediction_split_in_two():
-    matches = match_blocks(["alphabetagammadelta"], ["alphabeta", "gammadelta"])
-    assert [(m.gt, m.pred) for m in matches] == [((0,), (0, 1))]
+def test_quick_match_merges_a_paragraph_the_prediction_split_in_two():
+    matches = quick_match(["alphabetagammadelta", "zzzzzz"], ["text_block"] * 2, ["alphabeta", "gammadelta", "zzzzzz"])
+    assert ((0,), (0, 1)) in [(m.gt, m.pred) for m in matches]
+
+
+def test_ignored_categories_take_every_close_prediction_out_of_the_pool():
+    matches = quick_match(["runninghead", "bodytext"], ["header", "text_block"],
+                          ["runninghead", "runninghead", "bodytext"])
+    assert [(m.gt, m.pred) for m in matches if m.gt == (1,)] == [((1,), (2,))]
+
+
+def test_pairs_above_the_rejection_ratio_are_not_kept_by_the_hungarian_step():
+    matches = quick_match(["aaaaaaaaaa", "bbbbbbbbbb"], ["text_block"] * 2, ["aaaaaaaaaa", "zzzzzzzzzz"])
+    assert ((0,), (0,)) in [(m.gt, m.pred) for m in matches]
 
 
 # -- text edit distance ----------------------------------------------------------------------------------------
@@ -95,13 +115,12 @@ def test_ignored_categories_are_matched_but_not_scored():
     with_header = evaluate_page("Journal of Tests\n\nBody text.", gt)
     without_header = evaluate_page("Body text.", gt)
     assert with_header["text_edit"] == without_header["text_edit"] == 0.0
-    assert with_header["num_unmatched_pred_blocks"] == 0
 
 
 def test_extra_predicted_paragraphs_are_not_charged_but_counted():
     gt = page(block("text_block", 1, 0, text="Body text."))
     r = evaluate_page("Body text.\n\nSomething the page never said.", gt)
-    assert (r["text_edit"], r["num_unmatched_pred_blocks"]) == (0.0, 1)
+    assert r["text_edit"] == 0.0  # the benchmark scores GT-anchored pairs only
 
 
 def test_paragraphs_merged_by_the_prediction_still_match():
@@ -135,8 +154,8 @@ def test_sequence_order_edit_of_a_permutation():
 
 
 def test_reading_order_counts_missed_blocks():
-    assert reading_order_edit([(1,), (2,), (3,)], [((1,), 0), ((2,), 1)]) == pytest.approx(1 / 3)
-    assert reading_order_edit([], []) is None
+    assert reading_order_edit([([1], 0), ([2], 1), ([3], "")]) == pytest.approx(1 / 3)
+    assert reading_order_edit([]) is None
 
 
 # -- formulas and tables ---------------------------------------------------------------------------------------
@@ -150,15 +169,14 @@ def test_display_formula_edit_distance():
 def test_table_with_one_changed_cell():
     gt = page(block("table", 1, 0, html=TABLE))
     r = evaluate_page(TABLE.replace("dog", "xyz"), gt)
-    assert r["table_teds"] == pytest.approx(6 / 7)
+    assert r["table_teds"] == pytest.approx(5 / 6)  # 6 nodes below <table>, one renamed
     assert r["table_teds_s"] == 1.0
 
 
 def test_missing_table_scores_zero_and_pipe_tables_count():
     gt = page(block("table", 1, 0, html=TABLE))
-    assert evaluate_page("no table", gt)["tables"] == [
-        {"order": 1, "matched": False, "pred_format": None, "teds": 0.0, "teds_s": 0.0}
-    ]
+    (entry,) = evaluate_page("no table", gt)["tables"]
+    assert (entry["matched"], entry["teds"], entry["teds_s"]) == (False, 0.0, 0.0)
     assert evaluate_page("| a | b |\n|---|---|\n| c | dog |", gt)["table_teds"] == 1.0
 
 
@@ -192,6 +210,6 @@ def test_unreadable_inputs_name_the_file_or_page(tmp_path):
         load_gt(tmp_path / "gt.json")
     with pytest.raises(ValueError, match="page 0 has no page_info.image_path"):
         evaluate_pages({"a": "x"}, [{"layout_dets": []}])
-    bad = {"page_info": {"image_path": "a.png"}, "layout_dets": [{"category_type": "text_block", "text": 5}]}
+    bad = {"page_info": {"image_path": "a.png"}, "layout_dets": [5]}
     with pytest.raises(ValueError, match="page a: cannot be scored"):
         evaluate_pages({"a": "x"}, [bad])

@@ -1,53 +1,61 @@
-"""TEDS / TEDS-S on hand-made HTML tables with known tree edit distances."""
+"""TEDS / TEDS-S and the official table normalisation on hand-made tables with known answers."""
 
 import pytest
 
-from eval.metrics import html_to_tree, teds
-from eval.metrics.markdown_blocks import pipe_table_to_html
+from eval.metrics import normalize_table_html, teds
+from eval.metrics.pipe_tables import pipe_tables_to_html
+from eval.metrics.table_normalize import table_cell_texts
 
-GT = "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>dog</td></tr></table>"  # 1 + 2 + 4 = 7 nodes
+TABLE = "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>dog</td></tr></table>"
 
 
 def test_identical_tables_score_one():
-    assert teds(GT, GT) == 1.0
-    assert teds(GT, GT, structure_only=True) == 1.0
+    assert teds(TABLE, TABLE) == 1.0 and teds(TABLE, TABLE, structure_only=True) == 1.0
 
 
-def test_one_changed_cell_costs_its_normalised_text_distance():
-    pred = GT.replace("dog", "dot")  # rename cost lev("dot", "dog") / 3 = 1/3 on a 7-node tree
-    assert teds(pred, GT) == pytest.approx(1 - (1 / 3) / 7)
-    assert teds(pred, GT, structure_only=True) == 1.0
+def test_th_thead_and_tbody_are_markup_noise():
+    marked = "<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>c</td><td>dog</td></tr></tbody></table>"
+    assert teds(marked, TABLE) == 1.0
 
 
-def test_a_wholly_different_cell_costs_one_node():
-    pred = GT.replace("dog", "xyz")
-    assert teds(pred, GT) == pytest.approx(6 / 7)
+def test_one_wrong_cell_costs_its_edit_ratio_over_the_nodes_below_table():
+    # 6 nodes below <table> (2 tr + 4 td); "dog" -> "cat" renames at cost 1
+    assert teds(TABLE.replace("dog", "cat"), TABLE) == pytest.approx(1 - 1 / 6)
 
 
-def test_colspan_change_is_a_structural_error():
-    gt = '<table><tr><td colspan="2">a</td></tr><tr><td>b</td><td>c</td></tr></table>'  # 6 nodes
-    pred = "<table><tr><td>a</td><td></td></tr><tr><td>b</td><td>c</td></tr></table>"  # 7 nodes
-    # cheapest script: relabel the spanning cell (span differs: 1) + insert one cell (1)
-    assert teds(pred, gt, structure_only=True) == pytest.approx(1 - 2 / 7)
+def test_cell_whitespace_is_collapsed_not_deleted():
+    assert teds(TABLE.replace("dog", "d  o g"), TABLE) == pytest.approx(1 - (2 / 5) / 6)  # "d o g" vs "dog"
 
 
-def test_th_thead_and_whitespace_are_normalised_away():
-    pred = "<table><thead><tr><th> a </th></tr></thead><tbody><tr><td>b\n</td></tr></tbody></table>"
-    gt = "<table><tr><td>a</td></tr><tr><td>b</td></tr></table>"
-    assert teds(pred, gt) == 1.0
+def test_inline_latex_in_cells_is_not_rendered():
+    assert teds(TABLE.replace("dog", r"$\alpha$"), TABLE.replace("dog", "α")) < 1.0
 
 
-def test_missing_or_unparsable_prediction_scores_zero():
-    assert teds("", GT) == 0.0
-    assert teds("no table here", GT) == 0.0
+def test_structure_only_ignores_content():
+    assert teds(TABLE.replace("dog", "cat"), TABLE, structure_only=True) == 1.0
 
 
-def test_markdown_pipe_table_converts_to_the_same_tree():
-    html = pipe_table_to_html(["| a | b |", "|---|:---:|", "| c | dog |"])
-    assert teds(html, GT) == 1.0
+def test_a_span_difference_costs_a_full_rename():
+    assert teds(TABLE.replace("<td>a</td>", '<td colspan="2">a</td>'), TABLE, structure_only=True) == pytest.approx(1 - 1 / 6)
 
 
-def test_tree_has_table_rows_and_cells_with_spans():
-    tree = html_to_tree('<table><tr><td rowspan="2">x</td></tr></table>')
-    assert (tree.tag, tree.children[0].tag, tree.children[0].children[0].rowspan) == ("table", "tr", 2)
-    assert tree.size() == 3
+def test_no_table_scores_zero():
+    assert normalize_table_html("just text") == "" and teds("just text", TABLE) == 0.0
+
+
+def test_normalisation_unescapes_and_applies_nfkc():
+    assert "<td>& x</td>" in normalize_table_html("<table><tr><td>&amp;\u3000x</td></tr></table>")
+
+
+def test_pipe_table_becomes_one_html_table_without_the_separator_row():
+    html = pipe_tables_to_html("\n| a | b |\n|---|---|\n| c | dog |\n")
+    assert teds(html, TABLE) == 1.0
+
+
+def test_pipe_table_drops_cells_holding_a_colon_as_the_benchmark_does():
+    html = pipe_tables_to_html("\n| a | b |\n|---|---|\n| c | 12:30 |\n")
+    assert "12:30" not in html and ">c<" in html
+
+
+def test_leftover_table_is_read_cell_by_cell():
+    assert table_cell_texts(TABLE) == ["a", "b", "c", "dog"]
