@@ -150,3 +150,17 @@ def test_a_tokenizer_that_does_not_fit_the_model_stops_before_training(pages, of
     assert proc.returncode != 0
     assert "do not match" in proc.stderr and "model=checkpoint" in proc.stderr
     assert not (tmp_path / "run" / "checkpoints" / "latest").exists()
+
+
+@pytest.mark.slow
+def test_full_finetune_under_zero3_with_activation_checkpointing_trains_like_zero0(pages, base_run, tmp_path):
+    from safetensors.torch import load_file
+
+    full = ["experiment=finetune", *FINETUNE, f"init_from={base_run}", "max_steps=2", "stage.lr=1e-3"]
+    run_train(pages, tmp_path / "zero0", full)
+    run_train(pages, tmp_path / "zero3", [*full, "trainer=zero3", "trainer.activation_checkpointing=true"])
+    weights = [load_file(str(tmp_path / r / "checkpoints" / "step_000002" / "model" / "model.safetensors"))
+               for r in ("zero0", "zero3")]
+    assert sorted(weights[0]) == sorted(weights[1])
+    for key in weights[0]:
+        torch.testing.assert_close(weights[1][key], weights[0][key], atol=1e-5, rtol=1e-4, msg=key)
