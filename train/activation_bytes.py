@@ -1,0 +1,230 @@
+"""Bytes that autograd keeps from the forward to the backward of OCR2Model (saved tensors), module by module.
+
+Counted op by op from the code in ocr2/modeling as it runs today, with PyTorch's rule that an op saves an operand
+only for the gradients it must compute: a Linear keeps its input only when its weight trains (or a LoRA adapter
+reads that input), its weight only when its input needs a gradient; `weight * y` in RMSNorm keeps `y` only when the
+norm's weight trains. So a frozen module saves nothing when nothing upstream trains, but a trainable module after it
+still keeps its input (the projector keeps the frozen encoder's whole final-norm output, visual rows included,
+because its input is a slice of that storage).
+
+`a` is the byte width of the activation dtype (2 for bf16 training, 4 for the fp32 CPU cross-check); tensors the
+code computes in fp32 whatever the dtype (RMSNorm's upcast, the router, the expert sum, the logits) are 4 bytes.
+Checked against saved-tensor bytes measured on the tiny model (tests/test_plan.py).
+
+Kernel forms assumed (CUDA): decoder attention is SDPA's flash form (saves q, k, v, out and a fp32 logsumexp);
+the encoder's default `sdpa` backend gets a dense (L, L) mask, which SDPA turns into an additive bias of the
+activation dtype per layer; the SAM blocks hand SDPA a dense rel-pos bias that needs a gradient (memory-efficient
+kernel: saves q, k, v, bias, out, logsumexp). `vision_attention="cpu_blocked"` counts the CPU fp32 kernel of
+ocr2/modeling/rel_pos_attention.py instead (what the cross-check runs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ocr2.config import DecoderConfig, EncoderConfig, OCR2Config, VisionTokenizerConfig
+
+F32, I64 = 4, 8
+
+
+@dataclass(frozen=True)
+class Trains:
+    """Which parts of the model get gradients in one training setup."""
+
+    vision: bool = True
+    encoder: bool = True
+    projector: bool = True
+    decoder: bool = True  # every decoder weight (full fine-tuning); False with LoRA
+    embed: bool = True  # decoder.embed_tokens
+    lm_head: bool = True
+    lora_rank: int = 0  # rank of the adapters on the decoder's projections (0: no adapters)
+    lora_experts: bool = True  # adapters on the stacked routed experts too (PEFT target_parameters)
+
+    @property
+    def decoder_input_grad(self) -> bool:
+        """Whether the decoder's input embeddings need a gradient (anything before the decoder trains)."""
+        return self.embed or self.projector or self.encoder or self.vision
+
+
+@dataclass(frozen=True)
+class Act:
+    """saved: bytes held from forward to backward; recompute: extra bytes while the largest checkpointed segment
+    is recomputed in backward (0 without activation checkpointing)."""
+
+    saved: float = 0.0
+    recompute: float = 0.0
+
+    def __add__(self, other: "Act") -> "Act":
+        return Act(self.saved + other.saved, max(self.recompute, other.recompute))
+
+
+# ----------------------------------------------------------------------------------------- shared pieces
+
+
+def _rms_norm(h: int, a: int, input_grad: bool, weight_trains: bool) -> float:
+    """Per token: the fp32 upcast (pow and the product save it; in fp32 it is the input itself), rsqrt (one fp32
+    per token), and `y` for the weight's gradient."""
+    if not input_grad:
+        return 0.0
+    return F32 * h + F32 + (a * h if weight_trains else 0)
+
+
+def _attention(h: int, kv: int, heads: int, a: int, x_saved: bool, lora_rank: int) -> float:
+    """Per token, after the norm: the norm output (for q/k/v weight grads or the adapters' A), q and k after RoPE,
+    v, the output (also o_proj's input: the same storage) and the fp32 logsumexp. RoPE saves only cos/sin."""
+    lora = 4 * a * lora_rank  # each adapter's A output, kept for B's gradient (q, k, v, o)
+    return (a * h if x_saved else 0) + a * (h + 2 * kv) + a * h + F32 * heads + lora
+
+
+def _swiglu(h: int, inter: int, a: int, weights_train: bool, lora_rank: int, x_counted: bool = False) -> float:
+    """Per token: its input (for gate/up weight grads), gate output (silu), silu and up outputs (their product),
+    the product (down_proj's weight grad)."""
+    adapted = weights_train or lora_rank > 0
+    x = a * h if adapted and not x_counted else 0
+    return x + 3 * a * inter + (a * inter if adapted else 0) + 3 * a * lora_rank
+
+
+def _rope(head_dim: int, a: int) -> float:
+    """cos and sin, one (1, 1, L, head_dim) pair per stack and forward, per token."""
+    return 2 * a * head_dim
+
+
+# ----------------------------------------------------------------------------------------- decoder
+
+
+def decoder_layer(d: DecoderConfig, moe: bool, t: Trains, a: int, input_grad: bool = True) -> tuple[float, float]:
+    """(bytes per token, constant bytes) one decoder layer saves."""
+    w, r = t.decoder, t.lora_rank
+    per_token = _rms_norm(d.hidden_size, a, input_grad, w)
+    per_token += _attention(d.hidden_size, d.hidden_size * d.num_kv_heads // d.num_heads, d.num_heads, a,
+                            x_saved=w or r > 0, lora_rank=r)
+    per_token += _rms_norm(d.hidden_size, a, True, w)
+    if not moe:
+        return per_token + _swiglu(d.hidden_size, d.intermediate_size, a, w, r), 0.0
+    h, k, e, inter = d.hidden_size, d.num_experts_per_tok, d.n_routed_experts, d.moe_intermediate_size
+    experts_adapted = w or (r > 0 and t.lora_experts)
+    x_saved = w or r > 0
+    # Router: softmax output; its fp32 copy of x when its weight trains (in fp32 that copy is x itself, counted
+    # with the shared experts' input); the fp32 copy of its weight, constant, for x's gradient.
+    per_token += F32 * e + (F32 * h if w and a != F32 else 0)
+    per_token += a * h if x_saved else 0  # the norm output, input of the shared experts (and adapters)
+    # Dispatch: top-k indices, token order and the gather index (int64), the gathered rows (expert weight grads),
+    # each expert's gate/silu/up/product rows, the fp32 copy of the expert outputs and the weighted rows (the
+    # index_add saves its source), the gathered routing weights.
+    per_token += 3 * I64 * k + F32 * k
+    per_token += (a * k * h if experts_adapted else 0) + 3 * a * k * inter + (a * k * inter if experts_adapted else 0)
+    per_token += 2 * F32 * k * h
+    shared = d.n_shared_experts * inter
+    if shared:
+        per_token += _swiglu(h, shared, a, w, r, x_counted=True)
+    const = F32 * e * h + F32 * e  # router weight in fp32; grouped-GEMM offsets
+    if r > 0 and t.lora_experts and not w:
+        const += 3 * a * e * inter * h  # PEFT merges W + BA per forward: the merged expert weights are saved
+    return per_token, const
+
+
+def decoder(cfg: OCR2Config, t: Trains, a: int, tokens: int, checkpointing: bool) -> Act:
+    """The decoder stack over `tokens` positions (micro-batch x sequence length), final norm and lm_head input
+    included, the logits and loss not (see `logits_loss`)."""
+    d = cfg.decoder
+    layers = [decoder_layer(d, i >= d.first_k_dense, t, a, input_grad=t.decoder_input_grad or i > 0)
+              for i in range(d.num_layers)]
+    head_dim = d.hidden_size // d.num_heads
+    per_token = (I64 if t.embed else 0) + (1 if t.decoder_input_grad else 0)  # ids (embedding), scatter mask
+    per_token += _rope(head_dim, a)
+    per_token += _rms_norm(d.hidden_size, a, True, t.decoder) + (a * d.hidden_size if t.lm_head else 0)
+    if not checkpointing:
+        return Act(saved=tokens * (per_token + sum(p for p, _ in layers)) + sum(c for _, c in layers))
+    # Checkpointed: each layer keeps its input (the residual stream); backward recomputes one layer at a time.
+    biggest = max(p * tokens + c for p, c in layers)
+    return Act(saved=tokens * (per_token + d.num_layers * a * d.hidden_size), recompute=biggest)
+
+
+def logits_loss(vocab: int, rows: int, length: int) -> dict[str, float]:
+    """The head's fp32 logits over every position (model.py: `lm_head(hidden).float()`) and the loss.
+
+    held: the fp32 logits, kept by the returned output through backward (the trainer holds `out`);
+    saved: log-softmax output (fp32) and int64 targets over the shifted positions;
+    transient: the loss backward's two fp32 (positions, vocab) gradient buffers."""
+    shifted = rows * (length - 1)
+    return {"held": F32 * vocab * rows * length, "saved": (F32 * vocab + I64) * shifted,
+            "transient": 2 * F32 * vocab * shifted}
+
+
+# ----------------------------------------------------------------------------------------- encoder
+
+
+def encoder(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int, checkpointing: bool) -> Act:
+    """DeepEncoder V2 over `views` views of one size (run as one batch), projector input included."""
+    from ocr2.modeling.masks import get_mask_spec
+
+    e: EncoderConfig = cfg.encoder
+    spec = get_mask_spec(e.mask)
+    n_visual = cfg.vision.tokens_for(view_size)
+    length = n_visual + (cfg.num_queries(view_size) if spec.use_queries else 0)
+    tokens = views * length
+    h, kv = e.hidden_size, e.hidden_size * e.num_kv_heads // e.num_heads
+    # The projector reads the query rows of the final norm's output: for one view that slice is a view of the
+    # whole (length, h) storage, which stays; for several, F.linear flattens a strided slice into a copy.
+    kept = cfg.view_output_tokens(view_size)
+    projector = (a * h * (length if views == 1 else views * kept)) if t.projector else 0.0
+    if not t.encoder:
+        return Act(saved=projector)
+    layer = (2 * _rms_norm(h, a, True, True) + _attention(h, kv, e.num_heads, a, True, 0)
+             + _swiglu(h, e.intermediate_size, a, True, 0))
+    if not (t.vision or spec.use_queries):
+        layer_0_norm = _rms_norm(h, a, True, True) - _rms_norm(h, a, False, True)  # its input needs no gradient
+    else:
+        layer_0_norm = 0.0
+    # `sdpa` gets the mask spec as a dense (L, L) boolean; SDPA turns it into an additive bias per layer call.
+    mask = a * length * length if cfg.attn_implementation in ("sdpa", "eager") else 0.0
+    # cos/sin come from positions 0..L-1 shared by every view of the batch.
+    tail = length * _rope(h // e.num_heads, a) + tokens * _rms_norm(h, a, True, True) + projector
+    if not checkpointing:
+        return Act(saved=e.num_layers * (tokens * layer + mask) - tokens * layer_0_norm + tail)
+    return Act(saved=e.num_layers * a * h * tokens + tail, recompute=tokens * layer + mask)
+
+
+# ----------------------------------------------------------------------------------------- vision tokenizer
+
+
+def vision(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int,
+           attention: str = "cuda") -> Act:
+    """SAM ViT-B + neck + compressor over `views` views of `view_size` px (never checkpointed by the trainer)."""
+    if not t.vision:
+        return Act()
+    v: VisionTokenizerConfig = cfg.vision
+    grid = view_size // v.patch_size
+    tokens = grid * grid
+    c, heads = v.width, v.num_heads
+    head_dim, hidden = c // heads, int(c * v.mlp_ratio)
+    stats = 2 * F32  # LayerNorm mean and rstd per token (fp32 on CUDA)
+    per_view = a * 3 * view_size * view_size  # the patch conv keeps its input pixels
+    const = 0.0
+    for i in range(v.depth):
+        windowed = i not in set(v.global_attn_indexes)
+        side = v.window_size if windowed else grid
+        padded = math.ceil(grid / side) ** 2 * side * side if windowed else tokens
+        block = a * c * tokens + stats * tokens  # norm1 input
+        block += a * c * padded  # qkv input (windows: a padded copy; global: the norm output)
+        block += 2 * a * c * padded  # the two rel-pos einsums each keep a permuted copy of q
+        if attention == "cuda":
+            bias = heads * padded * side * side if windowed else heads * tokens * tokens
+            block += 3 * a * c * padded + a * bias + a * c * padded + F32 * heads * padded  # qkv, bias, out, lse
+        elif attention == "cpu_blocked":
+            block += 3 * a * c * padded + 2 * a * heads * padded * side + a * c * padded  # q k v, rel_h/w, out
+        else:
+            raise ValueError(f"vision attention form must be 'cuda' or 'cpu_blocked', got {attention!r}")
+        block += a * c * padded  # proj input (a contiguous copy)
+        block += a * c * tokens + stats * tokens + a * c * tokens + 2 * a * hidden * tokens  # norm2, lin1, GELU, lin2
+        per_view += block
+        const += 2 * a * side * side * head_dim + I64 * side * side  # rel-pos tables (per call) and their index
+    n = v.neck_channels
+    per_view += a * c * tokens  # neck conv 1x1 input
+    per_view += 2 * (a * n * tokens + stats * tokens) + 2 * a * n * tokens  # two LayerNorm2d, conv 3x3 and net_2 input
+    side = grid
+    for i, ch in enumerate(v.compressor_channels[:-1]):
+        side = math.ceil(side / 2)
+        per_view += a * ch * side * side  # later convs keep the previous conv's output
+    return Act(saved=views * per_view + const)

@@ -1,0 +1,246 @@
+"""ocr2-plan: how much GPU memory a fine-tuning run needs, per GPU, before renting one.
+
+    ocr2-plan                                   # official size, every mode / stage / ZeRO / GPU count
+    ocr2-plan --mode lora --zero 0,2 --gpus 1 --checkpointing on --seq-len 2048
+    ocr2-plan --model runs/my_run/model         # a config.json written by ocr2 (OCR2Config.save)
+
+Prints markdown: the parameter counts, activations per decoder token and per view, and one row per setup with
+weights, gradients, optimizer states, activations, logits/loss, buffers, the step's transient, the peak, and
+whether it fits on 16 / 24 / 40 / 80 GB. The figures come from train/memory_plan.py (assumptions listed there and
+printed below the table)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+from ocr2.config import OCR2Config
+from train import activation_bytes as ab
+from train.memory_plan import BF16, STAGES, GiB, DeepSpeedSizes, Setup, plan, trains_for
+
+CAPACITIES = (16, 24, 40, 80)  # GB on the box; treated as GiB of device memory
+
+
+def _list(kind, choices=None):
+    def parse(text: str):
+        items = [kind(x.strip()) for x in text.split(",") if x.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("give at least one value")
+        if choices is not None and any(x not in choices for x in items):
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(map(str, choices))}")
+        return items
+    return parse
+
+
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError("on or off")
+    return text == "on"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ocr2-plan", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--model", help="a directory holding an ocr2 config.json (or the file itself); default: --preset")
+    p.add_argument("--preset", default="official", help="OCR2Config preset when --model is not given (official)")
+    p.add_argument("--mode", type=_list(str, ("full", "lora")), default=["full", "lora"])
+    p.add_argument("--stage", type=_list(str, STAGES), default=list(STAGES),
+                   help="the paper stage whose freezing full fine-tuning uses (configs/stage/*.yaml)")
+    p.add_argument("--zero", type=_list(int, (0, 1, 2, 3)), default=[0, 1, 2, 3])
+    p.add_argument("--gpus", type=_list(int), default=[1, 8])
+    p.add_argument("--checkpointing", type=_list(_on_off), default=[False, True], help="on,off")
+    p.add_argument("--micro-batch", type=_list(int), default=[1], help="samples per GPU per micro-step (1)")
+    p.add_argument("--seq-len", type=_list(int), default=[4096],
+                   help="decoder positions per sample, image placeholders included (4096)")
+    p.add_argument("--views", type=_list(int), default=[7],
+                   help="views per sample: 1 global + (views - 1) crops; the release uses 1 or 3-7 (7)")
+    p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--lora-experts", type=_on_off, default=True, help="adapters on the routed experts too (on)")
+    p.add_argument("--reduce-bucket-size", type=float, default=5e8, help="DeepSpeed elements (default 5e8)")
+    p.add_argument("--allgather-bucket-size", type=float, default=5e8,
+                   help="DeepSpeed elements (default 5e8; ZeRO 0's all-reduce bucket)")
+    p.add_argument("--reserve-gib", type=float, default=1.5,
+                   help="kept free on every GPU for the CUDA context, NCCL and the allocator (1.5)")
+    return p
+
+
+def load_config(args) -> tuple[OCR2Config, str]:
+    if not args.model:
+        return OCR2Config.from_preset(args.preset), f"`{args.preset}` preset"
+    path = Path(args.model)
+    path = path / "config.json" if path.is_dir() else path
+    if not path.exists():
+        raise SystemExit(f"ocr2-plan: {path} not found (--model takes a directory with an ocr2 config.json)")
+    try:
+        return OCR2Config.load(path), str(path)
+    except ValueError as e:
+        raise SystemExit(f"ocr2-plan: {e}") from None
+
+
+def setups(args) -> list[Setup]:
+    out = []
+    for mode in args.mode:
+        for stage in (args.stage if mode == "full" else [STAGES[-1]]):
+            for ck, zero, gpus, b, length, views in itertools.product(
+                    args.checkpointing, args.zero, args.gpus, args.micro_batch, args.seq_len, args.views):
+                out.append(Setup(mode=mode, stage=stage, zero=zero, gpus=gpus, checkpointing=ck, micro_batch=b,
+                                 seq_len=length, views=views, lora_rank=args.lora_rank,
+                                 lora_experts=args.lora_experts))
+    return out
+
+
+def _shape_columns(rows: list[Setup]) -> list[str]:
+    """The batch-shape fields that vary between rows (shown as columns; fixed ones go in the header)."""
+    return [f for f in ("micro_batch", "seq_len", "views") if len({getattr(s, f) for s in rows}) > 1]
+
+
+def _g(x: float) -> str:
+    return f"{x / GiB:.2f}"
+
+
+def fits(peak: float, capacity: int, reserve: float) -> str:
+    """yes: within the capacity less the reserve and 5% for fragmentation; tight: within the capacity; no."""
+    if peak <= (0.95 * capacity - reserve) * GiB:
+        return "yes"
+    return "tight" if peak <= capacity * GiB else "no"
+
+
+def _label(s: Setup) -> tuple[str, str]:
+    if s.mode == "lora":
+        return f"LoRA r={s.lora_rank}" + ("" if s.lora_experts else " (no experts)"), "adapters only"
+    return "full", s.stage
+
+
+def per_unit_table(cfg: OCR2Config, rows: list[Setup]) -> list[str]:
+    """Activations per decoder token and per view (marginal: what one more token / view adds)."""
+    lines = ["| mode | stage | ckpt | decoder KiB / token | logits+loss KiB / position | global view MiB | "
+             "crop view MiB |", "|---|---|---|---:|---:|---:|---:|"]
+    seen = set()
+    for s in rows:
+        key = (_label(s), s.checkpointing)
+        if key in seen:
+            continue
+        seen.add(key)
+        t, ck = trains_for(s), s.checkpointing
+        total = lambda act: act.saved + act.recompute  # noqa: E731
+
+        def dec(n):
+            return total(ab.decoder(cfg, t, BF16, n, ck))
+
+        def view(size, n):
+            return total(ab.vision(cfg, t, BF16, n, size)) + total(ab.encoder(cfg, t, BF16, n, size, ck))
+
+        ll = ab.logits_loss(cfg.decoder.vocab_size, 1, 4097)
+        per_pos = (sum(ll.values()) - sum(ab.logits_loss(cfg.decoder.vocab_size, 1, 4096).values()))
+        mode, stage = key[0]
+        lines.append(f"| {mode} | {stage} | {'on' if ck else 'off'} | {(dec(8192) - dec(4096)) / 4096 / 1024:.1f} | "
+                     f"{per_pos / 1024:.1f} | {(view(cfg.global_view_size, 2) - view(cfg.global_view_size, 1)) / 2**20:.1f} | "
+                     f"{(view(cfg.crop_size, 2) - view(cfg.crop_size, 1)) / 2**20:.1f} |")
+    return lines
+
+
+SHAPE_TITLES = {"micro_batch": "batch", "seq_len": "seq", "views": "views"}
+
+
+def memory_table(cfg: OCR2Config, rows: list[Setup], ds: DeepSpeedSizes, reserve: float) -> list[str]:
+    shape = _shape_columns(rows)
+    head = ("| mode | stage | ZeRO | GPUs | ckpt | " + "".join(f"{SHAPE_TITLES[f]} | " for f in shape)
+            + "weights | grads | optimizer | activations | logits/loss | buffers | step | **peak** | "
+            + " | ".join(f"{c} GB" for c in CAPACITIES) + " |")
+    lines = [head, "|" + "---|" * 5 + "---:|" * (len(shape) + 8) + ":---:|" * len(CAPACITIES)]
+    for s in rows:
+        p = plan(cfg, s, ds)
+        mode, stage = _label(s)
+        cells = [mode, stage, str(s.zero), str(s.gpus), "on" if s.checkpointing else "off",
+                 *(str(getattr(s, f)) for f in shape), _g(p.weights),
+                 _g(p.grads), _g(p.optimizer), _g(p.activation_bytes), _g(p.logits), _g(p.buffers), _g(p.step),
+                 f"**{_g(p.peak)}**"] + [fits(p.peak, c, reserve) for c in CAPACITIES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def counts_table(cfg: OCR2Config, rows: list[Setup], ds: DeepSpeedSizes) -> list[str]:
+    from train.memory_plan import count_parameters
+
+    lines = ["| mode | stage | parameters on GPU | trainable |", "|---|---|---:|---:|"]
+    seen = set()
+    for s in rows:
+        if _label(s) in seen:
+            continue
+        seen.add(_label(s))
+        c = count_parameters(cfg, s, ds)
+        lines.append(f"| {_label(s)[0]} | {_label(s)[1]} | {c.total:,} | {c.trainable:,} |")
+    return lines
+
+
+ASSUMPTIONS = """\
+- Per GPU, GiB. bf16 training as ocr2-train runs it on CUDA (DeepSpeed `bf16`, a torch AdamW, DeepSpeed defaults).
+- weights: bf16 (ZeRO-3: partitioned; parameters of at most {persist:,} elements stay whole). grads: bf16 (ZeRO 1: the
+  whole gradients plus the reduced partition; ZeRO 2-3: the partition). optimizer: fp32 master + Adam's two fp32
+  moments (partitioned from ZeRO 1; ZeRO-3 adds its fp32 gradient buffer).
+- step: transient of `optimizer.step()` after backward (the fp32 gradient copy and AdamW's foreach sqrt); the peak
+  takes the larger of it and the forward/backward working set.
+- activations: tensors autograd saves (counted from ocr2/modeling, cross-checked byte for byte on the tiny model by
+  tests/test_plan.py) plus, with checkpointing, the largest layer recomputed in backward. Checkpointing covers the
+  encoder and decoder layers only; the SAM tokenizer is never checkpointed. Frozen modules save nothing, but a
+  checkpointed or trainable module after them keeps its input. Kernels: flash attention in the decoder (rows not
+  padded; a padded batch adds a dense mask per layer), the encoder's `sdpa` dense mask, the tokenizer's dense
+  rel-pos bias through SDPA's memory-efficient kernel.
+- LoRA: adapters of rank r on the decoder's q/k/v/o and every SwiGLU (dense, shared, and with experts on the
+  routed experts through PEFT `target_parameters`, which merges W + BA every forward: the merged expert weights are
+  saved for backward); dropout 0; everything else frozen.
+- logits/loss: the model computes `lm_head(hidden).float()` over every position, prompt and image placeholders
+  included: the fp32 logits held by the output through backward, the saved log-softmax, and the loss backward's
+  two fp32 gradient buffers = 16 bytes x vocabulary ({vocab:,}) per position.
+- buffers: ZeRO 0 flattens gradients for the all-reduce in buckets of ~{allreduce:.0e} elements; ZeRO 1-3 allocate
+  one bf16 reduce bucket of {reduce:.0e} elements however few parameters train; ZeRO-3 also holds the largest
+  module's gathered weights plus the prefetch bucket ({prefetch:.0e}).
+- fits: yes when the peak is within 95% of the card less {reserve} GiB (CUDA context, NCCL, fragmentation); tight when
+  within the card; no otherwise. Not counted: the CUDA context itself, data-loader pinned memory, ZeRO-3's start-up
+  copy of the whole bf16 model through each GPU, padding-dependent masks."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg, source = load_config(args)
+    ds = DeepSpeedSizes(reduce_bucket_size=int(args.reduce_bucket_size),
+                        allreduce_bucket_size=int(args.allgather_bucket_size))
+    try:
+        rows = setups(args)
+    except ValueError as e:
+        print(f"ocr2-plan: {e}", file=sys.stderr)
+        return 2
+    # A sweep may pair a short sequence with many views: such rows are left out (and said), not the whole table.
+    skipped = sorted({(s.seq_len, s.views) for s in rows if cfg.image_token_count(s.views - 1) >= s.seq_len})
+    rows = [s for s in rows if (s.seq_len, s.views) not in skipped]
+    if not rows:
+        print(f"ocr2-plan: no setup leaves room for text: {len(skipped)} (seq-len, views) pair(s) where the "
+              f"image positions fill the sequence, e.g. {skipped[0]}", file=sys.stderr)
+        return 2
+    try:
+        body = memory_table(cfg, rows, ds, args.reserve_gib)
+    except ValueError as e:
+        print(f"ocr2-plan: {e}", file=sys.stderr)
+        return 2
+    if skipped:
+        body += ["", "Left out (the views fill the sequence): " + ", ".join(
+            f"seq {length} with {v} views ({cfg.image_token_count(v - 1)} image positions)" for length, v in skipped)]
+    views = ", ".join(f"{v} ({cfg.image_token_count(v - 1)} image positions)" for v in args.views)
+    out = [f"# ocr2-plan: per-GPU memory of one training step ({source})", "",
+           f"micro-batch {', '.join(map(str, args.micro_batch))}; decoder positions per sample "
+           f"{', '.join(map(str, args.seq_len))}; views per sample (1 global {cfg.global_view_size}² + crops "
+           f"{cfg.crop_size}²) {views}; bf16.", "",
+           "## Parameters", "", *counts_table(cfg, rows, ds), "",
+           "## Activations per decoder token and per view (bf16)", "", *per_unit_table(cfg, rows), "",
+           "## Per-GPU memory (GiB)", "", *body, "", "## Assumptions", "",
+           ASSUMPTIONS.format(persist=ds.param_persistence_threshold, vocab=cfg.decoder.vocab_size,
+                              allreduce=ds.allreduce_bucket_size, reduce=ds.reduce_bucket_size,
+                              prefetch=ds.prefetch_bucket_size, reserve=args.reserve_gib)]
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
