@@ -1,4 +1,5 @@
-"""The page sample schema shared by every dataset builder (synthetic, OmniDocBench, folder) and the loader.
+"""The page sample schema shared by every dataset builder (synthetic, OmniDocBench, folder, jsonl, hf, pdf) and the
+loader.
 
 One row per page. The ground truth follows OmniDocBench's JSON (`OmniDocBench.json`) so the same
 evaluator reads synthetic and real pages: `blocks` is the page's `layout_dets` list and `relations` its
@@ -18,7 +19,8 @@ COLUMNS = {
     "markdown": "the page in reading order: titles '# ', tables as HTML, display formulas as $$..$$",
     "blocks": "JSON list of OmniDocBench blocks: category_type, poly (8 numbers, pixels), text/html/latex, order",
     "relations": "JSON list of OmniDocBench relations ({source_anno_id, target_anno_id, relation_type})",
-    "source": "where the page comes from: synthetic | omnidocbench | folder:<name>",
+    "source": "where the page comes from: synthetic | omnidocbench | folder:<name> | jsonl:<manifest> | hf:<name> | "
+              "pdf:<folder>",
     "lang": "main language: en | zh | mixed | unknown",
     "width": "image width in pixels",
     "height": "image height in pixels",
