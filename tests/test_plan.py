@@ -1,0 +1,283 @@
+"""ocr2-plan (train/memory_plan.py, train/activation_bytes.py, train/plan.py) against the real model.
+
+Activations: the bytes autograd saves during a forward of the tiny model (unique storages of the saved tensors
+still held when the forward returns, parameters excluded) against the plan's count for the same setup. The plan
+counts op by op and agrees to the byte today; the tolerance (TOL, 5%) leaves room for kernel changes across torch
+versions. The SAM attention is measured in its CPU fp32 form (`vision_attention="cpu_blocked"`); CUDA's form is
+an assumption the plan states.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import pytest
+import torch
+
+from ocr2 import OCR2Config, OCR2Model
+from ocr2.tokens import IGNORE_INDEX
+from train import activation_bytes as ab
+from train.memory_plan import (BF16, DeepSpeedSizes, Setup, _allreduce_bucket, buffers, count_parameters, meta_model,
+                               model_states, plan, stage_frozen, trains_for)
+from train.plan import main
+from train.stages import apply_freezing
+
+TOL = 0.05
+CFG = OCR2Config.from_preset("tiny")
+STAGES = {"stage1_encoder": (), "stage2_query": ("vision_tokenizer",),
+          "stage3_decoder": ("vision_tokenizer", "encoder")}
+
+
+def saved_bytes(fn, model) -> int:
+    """Bytes of the distinct storages autograd holds for backward after `fn()` (the graph kept alive by its
+    result), parameters excluded."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    refs = []
+
+    def pack(t):
+        refs.append(weakref.ref(t))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    storages = {}
+    for r in refs:
+        t = r()
+        if t is not None and t.untyped_storage().data_ptr() not in params:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    del out
+    return sum(storages.values())
+
+
+def tiny(frozen=(), checkpointing=False, dtype=torch.float32) -> OCR2Model:
+    torch.manual_seed(0)
+    model = OCR2Model(CFG).to(dtype).train()
+    apply_freezing(model, list(frozen))
+    model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = checkpointing
+    return model
+
+
+def lora_tiny(experts: bool, checkpointing=False, rank=4, dtype=torch.float32):
+    """The tiny model under PEFT LoRA on the decoder's linears (and the stacked experts), as the plan assumes."""
+    from peft import LoraConfig, get_peft_model
+
+    model = tiny(checkpointing=checkpointing, dtype=dtype)
+    linears = [n for n, m in model.named_modules() if n.startswith("decoder.layers.") and isinstance(m, torch.nn.Linear)]
+    stacked = [n for n, _ in model.named_parameters() if ".experts." in n] if experts else None
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=linears, target_parameters=stacked)
+    return get_peft_model(model, config).to(dtype).train()
+
+
+def forward(model, length, crops=0, rows=1, dtype=torch.float32):
+    """One training forward on a real batch: `rows` samples of `length` positions, each a global view (+ crops),
+    its `<image>` placeholders and text, labels on the text, an all-ones attention mask (as the collator gives)."""
+    g = torch.Generator().manual_seed(length + crops)
+    views = torch.rand(rows, 3, CFG.global_view_size, CFG.global_view_size, generator=g).to(dtype) * 2 - 1
+    crop = (torch.rand(rows * crops, 3, CFG.crop_size, CFG.crop_size, generator=g).to(dtype) * 2 - 1) if crops else None
+    n_image = CFG.image_token_count(crops)
+    ids = torch.tensor([[CFG.bos_token_id] + [CFG.image_token_id] * n_image + [40] * (length - 1 - n_image)] * rows)
+    labels = ids.clone()
+    labels[:, :1 + n_image] = IGNORE_INDEX
+    return lambda: model(input_ids=ids, global_views=views, crops=crop, num_crops=[crops] * rows if crops else None,
+                         attention_mask=torch.ones_like(ids), labels=labels)
+
+
+def planned(setup: Setup, a=4, rows=1, crops=0) -> float:
+    """The plan's saved bytes (no recompute term) for the same forward, logits' saved part included."""
+    t = trains_for(setup)
+    acts = [ab.decoder(CFG, t, a, rows * setup.seq_len, setup.checkpointing),
+            ab.encoder(CFG, t, a, rows, CFG.global_view_size, setup.checkpointing),
+            ab.vision(CFG, t, a, rows, CFG.global_view_size, "cpu_blocked")]
+    if crops:
+        acts += [ab.encoder(CFG, t, a, rows * crops, CFG.crop_size, setup.checkpointing),
+                 ab.vision(CFG, t, a, rows * crops, CFG.crop_size, "cpu_blocked")]
+    return sum(x.saved for x in acts) + ab.logits_loss(CFG.decoder.vocab_size, rows, setup.seq_len)["saved"]
+
+
+def close(planned_value: float, measured: float) -> bool:
+    return abs(planned_value - measured) <= TOL * measured
+
+
+# ----------------------------------------------------------------------------------------- activations per token
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_decoder_bytes_per_token_match_the_measured_slope(stage, checkpointing):
+    model = tiny(STAGES[stage], checkpointing)
+    short, long = 600, 1100
+    m_short, m_long = saved_bytes(forward(model, short), model), saved_bytes(forward(model, long), model)
+    s = lambda n: Setup(stage=stage, seq_len=n, views=1, checkpointing=checkpointing)  # noqa: E731
+    slope_plan = (planned(s(long)) - planned(s(short))) / (long - short)
+    slope_measured = (m_long - m_short) / (long - short)
+    assert close(slope_plan, slope_measured), (slope_plan, slope_measured)
+    assert close(planned(s(short)), m_short), (planned(s(short)), m_short)
+
+
+@pytest.mark.parametrize("experts", [True, False])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_lora_bytes_per_token_match_peft(experts, checkpointing):
+    model = lora_tiny(experts, checkpointing)
+    short, long = 600, 1100
+    m_short, m_long = saved_bytes(forward(model, short), model), saved_bytes(forward(model, long), model)
+    s = lambda n: Setup(mode="lora", seq_len=n, views=1, checkpointing=checkpointing, lora_rank=4,  # noqa: E731
+                        lora_experts=experts)
+    assert close((planned(s(long)) - planned(s(short))) / 500, (m_long - m_short) / 500)
+    assert close(planned(s(short)), m_short), (planned(s(short)), m_short)
+
+
+def test_bf16_decoder_matches_in_bf16():
+    """fp32 upcasts (RMSNorm, router, expert sum) are separate tensors only when activations are bf16."""
+    model = tiny(STAGES["stage3_decoder"], dtype=torch.bfloat16)
+    measured = saved_bytes(forward(model, 700, dtype=torch.bfloat16), model)
+    assert close(planned(Setup(stage="stage3_decoder", seq_len=700, views=1), a=BF16), measured)
+
+
+def test_several_rows_and_crops():
+    model = tiny(STAGES["stage2_query"])
+    measured = saved_bytes(forward(model, 900, crops=3, rows=2), model)
+    assert close(planned(Setup(stage="stage2_query", seq_len=900, views=4), rows=2, crops=3), measured)
+
+
+# ----------------------------------------------------------------------------------------- activations per view
+
+
+def _views_bytes(model, size, n):
+    views = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(n)) * 2 - 1
+    return saved_bytes(lambda: model.encode_views(views), model)
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+@pytest.mark.parametrize("size", [1024, 768])
+def test_vision_path_bytes_per_view(stage, size):
+    """Tokenizer + encoder + projector for one more view of each size, per stage's freezing."""
+    model = tiny(STAGES[stage])
+    one, two = _views_bytes(model, size, 1), _views_bytes(model, size, 2)
+    t = trains_for(Setup(stage=stage))
+
+    def plan_views(n):
+        return ab.vision(CFG, t, 4, n, size, "cpu_blocked").saved + ab.encoder(CFG, t, 4, n, size, False).saved
+
+    assert close(plan_views(2) - plan_views(1), two - one), (plan_views(2) - plan_views(1), two - one)
+    assert close(plan_views(1), one)
+
+
+def test_frozen_stages_save_only_what_a_trainable_module_reads():
+    """Stage 3 freezes the tokenizer and the encoder: only the projector's input (the encoder's whole final-norm
+    output for one view) is kept, which the plan counts and nothing else."""
+    model = tiny(STAGES["stage3_decoder"])
+    n = CFG.vision.tokens_for(1024) + CFG.num_queries(1024)
+    assert _views_bytes(model, 1024, 1) == 4 * CFG.encoder.hidden_size * n
+    assert ab.vision(CFG, trains_for(Setup()), 4, 1, 1024).saved == 0
+
+
+def test_checkpointing_reduces_activations_as_planned():
+    full = tiny(STAGES["stage2_query"])
+    ckpt = tiny(STAGES["stage2_query"], checkpointing=True)
+    fwd = forward(full, 900, crops=2)
+    m_off, m_on = saved_bytes(fwd, full), saved_bytes(forward(ckpt, 900, crops=2), ckpt)
+    p_off = planned(Setup(stage="stage2_query", seq_len=900, views=3), crops=2)
+    p_on = planned(Setup(stage="stage2_query", seq_len=900, views=3, checkpointing=True), crops=2)
+    assert m_on < m_off / 3
+    assert close(p_on / p_off, m_on / m_off), (p_on / p_off, m_on / m_off)
+    # Recompute adds back one layer at a time: at most one layer's worth, never the whole stack.
+    dec = ab.decoder(CFG, trains_for(Setup()), 4, 900, True)
+    assert 0 < dec.recompute < ab.decoder(CFG, trains_for(Setup()), 4, 900, False).saved / 2
+
+
+# ----------------------------------------------------------------------------------------- parameters and ZeRO
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_parameter_counts_are_the_models(stage):
+    model = tiny()
+    frozen = apply_freezing(model, stage_frozen(stage))
+    assert set(n.split(".")[0] for n in frozen) == set(STAGES[stage])
+    c = count_parameters(CFG, Setup(stage=stage))
+    assert c.total == sum(p.numel() for p in model.parameters())
+    assert c.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_official_count_and_lora_adapters_match_peft():
+    official = count_parameters(OCR2Config.from_preset("official"), Setup(stage="stage1_encoder"))
+    assert official.total == official.trainable == 3_389_119_360
+    for experts in (True, False):
+        peft_model = lora_tiny(experts)
+        c = count_parameters(CFG, Setup(mode="lora", lora_rank=4, lora_experts=experts))
+        assert c.trainable == sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        assert c.total == sum(p.numel() for p in peft_model.parameters())
+
+
+def test_zero_partitions_the_right_terms():
+    c = count_parameters(OCR2Config.from_preset("official"), Setup(stage="stage3_decoder"))
+    t, total = c.trainable, c.total
+    one = {z: model_states(c, z, 1) for z in range(4)}
+    eight = {z: model_states(c, z, 8) for z in range(4)}
+    assert one[0] == eight[0]  # ZeRO 0 replicates everything
+    assert eight[1]["weights"] == eight[2]["weights"] == 2 * total  # weights whole until ZeRO 3
+    assert eight[1]["optimizer"] == 12 * t / 8 and one[0]["optimizer"] == 12 * t  # master + 2 moments, fp32
+    assert eight[1]["grads"] == 2 * t + 2 * t / 8 and eight[1]["grads_step"] == 2 * t / 8
+    assert eight[2]["grads"] == eight[3]["grads"] == 2 * t / 8
+    persistent = c.persistent
+    assert 0 < persistent < total / 1000
+    assert eight[3]["weights"] == 2 * (persistent + (total - persistent) / 8)
+    assert one[2]["step"] == 8 * t and eight[2]["step"] == 8 * t / 8  # fp32 grad copy + foreach sqrt
+
+
+def test_buffers_follow_deepspeed_defaults():
+    c = count_parameters(OCR2Config.from_preset("official"), Setup(mode="lora"))
+    assert buffers(c, 2) == buffers(c, 1) == 2 * 5e8  # the reduce bucket is full size even for a few adapters
+    assert buffers(c, 0) == 2 * c.trainable  # all adapters fit one all-reduce bucket
+    assert buffers(c, 3) == 2 * (5e8 + c.largest_module + 5e7)
+    assert _allreduce_bucket((3, 3, 3, 3), 5) == 6 and _allreduce_bucket((10, 1), 5) == 10
+    assert buffers(c, 2, DeepSpeedSizes(reduce_bucket_size=10)) == 20
+
+
+def test_meta_model_builds_without_memory():
+    model = meta_model(OCR2Config.from_preset("official"))
+    assert all(p.device.type == "meta" for p in model.parameters())
+
+
+def test_logits_cost_16_bytes_per_vocab_entry_per_position():
+    ll = ab.logits_loss(129_280, 1, 4097)
+    assert sum(ll.values()) == pytest.approx(16 * 129_280 * 4096 + 4 * 129_280 + 8 * 4096)
+
+
+# ----------------------------------------------------------------------------------------- the command
+
+
+def test_cli_prints_the_table(capsys):
+    assert main(["--mode", "full,lora", "--zero", "0,2,3", "--gpus", "1,8", "--checkpointing", "on,off",
+                 "--seq-len", "4096"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| full |") or line.startswith("| LoRA")]
+    memory_rows = [r for r in rows if r.count("|") > 15]
+    assert len(memory_rows) == (3 + 1) * 3 * 2 * 2
+    assert "| 16 GB | 24 GB | 40 GB | 80 GB |" in out and "**peak**" in out
+    assert all(r.rstrip(" |").split("|")[-1].strip() in ("yes", "tight", "no") for r in memory_rows)
+    assert "3,389,119,360" in out
+
+
+def test_cli_reads_a_model_config_and_sweeps_shapes(tmp_path, capsys):
+    CFG.save(tmp_path / "config.json")
+    assert main(["--model", str(tmp_path), "--mode", "lora", "--zero", "2", "--gpus", "1", "--checkpointing", "off",
+                 "--seq-len", "300,600", "--views", "1,3"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "config.json") in out
+    assert "| seq | views |" in out
+    assert "seq 300 with 3 views" in out  # 545 image positions leave no text: said, not planned
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["--preset", "tiny", "--seq-len", "100", "--views", "3"]) == 2
+    assert "no setup leaves room for text" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--model", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["--zero", "4"])
+
+
+def test_plan_peak_takes_the_larger_phase():
+    p = plan(OCR2Config.from_preset("official"), Setup(stage="stage3_decoder", zero=2, gpus=1))
+    backward = p.grads + p.activation_bytes + p.logits + p.buffers
+    assert p.peak == p.weights + p.optimizer + max(backward, p.grads_step + p.step)
