@@ -4,7 +4,7 @@
     ocr2-data synth data/synth --train 10000 --validation 200 --workers 8 --languages en=0.7,zh=0.3
     ocr2-data omnidocbench data/omnidocbench --json OmniDocBench.json --images images/
     ocr2-data folder data/scans --root scans/ --validation-fraction 0.05
-    ocr2-data jsonl manifest.jsonl data/mine                  # image path(s) + markdown, or ms-swift's messages
+    ocr2-data jsonl manifest.jsonl data/mine                  # image path + markdown, or ms-swift's messages
     ocr2-data hf org/name-or-folder data/mine --text-column text
     ocr2-data pdf pdfs/ data/pdfs                             # report.pdf + report/page_001.md ... or report.md
 
@@ -21,6 +21,20 @@ import sys
 
 from data_pipelines import hf, jsonl, pdf
 from data_pipelines.synth.config import SynthConfig, parse_mix
+
+
+OMNIDOCBENCH_FORMAT = """\
+--json is the benchmark's ground truth, a list of pages:
+  [{"page_info": {"image_path": "p1.jpg", "page_attribute": {"language": "english"}},
+    "layout_dets": [{"category_type": "title", "poly": [x0, y0, ..., x3, y3], "text": "Intro", "order": 1}, ...],
+    "extra": {"relation": []}}, ...]
+--images holds the files named by image_path; the markdown is rendered from the blocks (or --markdown-dir)."""
+
+FOLDER_FORMAT = """\
+--root is searched recursively for images, each with its markdown beside it:
+  scans/p1.png + scans/p1.md      (the page's markdown, UTF-8)
+  scans/b/p2.jpg + scans/b/p2.md
+pages without markdown, or with empty markdown, are skipped and counted. For PDFs see `ocr2-data pdf --help`."""
 
 
 def _long_side(text: str) -> tuple[int, int]:
@@ -78,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_writer_args(p)
     add_synth_config_args(p)
 
-    p = sub.add_parser("omnidocbench", help="OmniDocBench JSON + images -> dataset")
+    p = sub.add_parser("omnidocbench", help="OmniDocBench JSON + images -> dataset", epilog=OMNIDOCBENCH_FORMAT,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", help="output dataset directory")
     p.add_argument("--json", required=True, help="OmniDocBench ground-truth JSON (list of pages)")
     p.add_argument("--images", required=True, help="folder of the page images named in page_info.image_path")
@@ -86,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split name (default test: OmniDocBench is a benchmark)")
     _add_writer_args(p)
 
-    p = sub.add_parser("folder", help="images with markdown beside them (page.png + page.md) -> dataset")
+    p = sub.add_parser("folder", help="images with markdown beside them (page.png + page.md) -> dataset",
+                       epilog=FOLDER_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", help="output dataset directory")
     p.add_argument("--root", required=True, help="folder searched recursively for images")
     p.add_argument("--validation-fraction", type=float, default=0.05)

@@ -46,7 +46,7 @@ ALL = sorted(f"k{i:03d}" for i in range(12))
 
 def test_parquet_in_the_hub_layout_trains_through_a_column_mapping(tmp_path):
     data = write_hub_layout(tmp_path / "foreign", 12)
-    loader = _loader(data, columns=MAPPING)
+    loader = _loader(data, columns=MAPPING, num_workers=2)  # the mapped stream travels to worker processes
     assert sorted(_ids(loader)) == ALL and loader.skip_counts() == {}
 
 
