@@ -116,9 +116,10 @@ def _write_processor(cfg: OCR2Config, out: Path, source: Path | None) -> list[st
     if not has_hf_tokenizer:
         images.save_pretrained(str(out))
         copied = copy_tokenizer(source, out)
-        what = "ocr2's byte tokenizer (ocr2_tokenizer.json)" if TOKENIZER_FILE in copied else "no tokenizer"
-        return [f"{out}: the source checkpoint has {what}, not a transformers tokenizer, so AutoTokenizer and "
-                f"AutoProcessor cannot load this folder (the model and its config load; ocr2 reads it fully)"]
+        what = ("ocr2's byte tokenizer (ocr2_tokenizer.json), not a transformers tokenizer"
+                if TOKENIZER_FILE in copied else "no tokenizer files")
+        return [f"{out}: the source checkpoint has {what}, so AutoTokenizer and AutoProcessor cannot load this "
+                f"folder (the model and its config load; ocr2 reads it fully)"]
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
