@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = export(args.checkpoint, args.out, args.from_zero, args.layout, DTYPES[args.dtype], args.max_shard_size,
                      notes)
-    except (OSError, ValueError, UnsafeCheckpointError) as e:
+    except (OSError, ValueError, ImportError, UnsafeCheckpointError) as e:  # ImportError: hf without the port
         print(f"ocr2-export: {e}", file=sys.stderr)
         return 2
     for note in notes:
