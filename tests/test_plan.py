@@ -17,8 +17,8 @@ import torch
 from ocr2 import OCR2Config, OCR2Model
 from ocr2.tokens import IGNORE_INDEX
 from train import activation_bytes as ab
-from train.memory_plan import (BF16, DeepSpeedSizes, Setup, _allreduce_bucket, buffers, count_parameters, meta_model,
-                               model_states, plan, stage_frozen, trains_for)
+from train.memory_plan import (BF16, DeepSpeedSizes, Setup, _allreduce_bucket, buffers, count_parameters,
+                               encoder_attention_form, meta_model, model_states, plan, stage_frozen, trains_for)
 from train.plan import main
 from train.stages import apply_freezing
 
@@ -160,6 +160,22 @@ def test_vision_path_bytes_per_view(stage, size):
 
     assert close(plan_views(2) - plan_views(1), two - one), (plan_views(2) - plan_views(1), two - one)
     assert close(plan_views(1), one)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_encoder_math_form_matches_sdpas_math_kernel(dtype):
+    """On CUDA the encoder's GQA + dense mask leave SDPA only its math kernel; forced here on CPU."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = tiny(STAGES["stage2_query"], dtype=dtype)
+    a = 4 if dtype == torch.float32 else BF16
+    with sdpa_kernel(SDPBackend.MATH):
+        one, two = (saved_bytes(lambda n=n: model.encode_views(torch.zeros(n, 3, 1024, 1024, dtype=dtype)), model)
+                    for n in (1, 2))
+    t = trains_for(Setup(stage="stage2_query"))
+    plan_one, plan_two = (ab.encoder(CFG, t, a, n, 1024, False, "math").saved for n in (1, 2))
+    assert close(plan_one, one) and close(plan_two - plan_one, two - one), (plan_one, one, plan_two, two)
+    assert encoder_attention_form(CFG) == "math"  # tiny and official: sdpa, 4/2 and 14/2 heads
 
 
 def test_frozen_stages_save_only_what_a_trainable_module_reads():

@@ -11,11 +11,14 @@ because its input is a slice of that storage).
 code computes in fp32 whatever the dtype (RMSNorm's upcast, the router, the expert sum, the logits) are 4 bytes.
 Checked against saved-tensor bytes measured on the tiny model (tests/test_plan.py).
 
-Kernel forms assumed (CUDA): decoder attention is SDPA's flash form (saves q, k, v, out and a fp32 logsumexp);
-the encoder's default `sdpa` backend gets a dense (L, L) mask, which SDPA turns into an additive bias of the
-activation dtype per layer; the SAM blocks hand SDPA a dense rel-pos bias that needs a gradient (memory-efficient
-kernel: saves q, k, v, bias, out, logsumexp). `vision_attention="cpu_blocked"` counts the CPU fp32 kernel of
-ocr2/modeling/rel_pos_attention.py instead (what the cross-check runs).
+Kernel forms (CUDA): decoder attention is SDPA's flash form (saves q, k, v, out and a fp32 logsumexp). The
+encoder hands SDPA grouped-query heads and, with the default `sdpa` backend, a dense (L, L) mask: on CUDA only
+SDPA's math kernel takes both (flash takes no mask, memory-efficient no GQA), which keeps fp32 copies of q and the
+repeated k, v and the fp32 (H, L, L) probabilities (`encoder_attention="math"`); "fused" is the form of a kernel
+that takes both (CPU's flash kernel, the cross-check): q, k, v, out, logsumexp and the mask as an additive bias.
+The SAM blocks hand SDPA a dense rel-pos bias that needs a gradient (memory-efficient kernel: q, k, v, the bias
+padded to 16 columns, out, logsumexp); `vision_attention="cpu_blocked"` counts the CPU fp32 kernel of
+ocr2/modeling/rel_pos_attention.py instead.
 """
 
 from __future__ import annotations
@@ -155,8 +158,18 @@ def logits_loss(vocab: int, rows: int, length: int) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------- encoder
 
 
-def encoder(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int, checkpointing: bool) -> Act:
-    """DeepEncoder V2 over `views` views of one size (run as one batch), projector input included."""
+def _math_attention(h: int, kv: int, heads: int, length: int, a: int) -> float:
+    """Per token, SDPA's math kernel after the norm: the norm output (q/k/v weight grads), fp32 copies of the scaled
+    q and of k and v (repeated to every head under GQA), the fp32 probabilities (a row of L per head), and
+    o_proj's contiguous copy of the output."""
+    repeated = h if kv != h else kv
+    return a * h + F32 * (h + 2 * repeated) + F32 * heads * length + a * h
+
+
+def encoder(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int, checkpointing: bool,
+            attention: str = "fused") -> Act:
+    """DeepEncoder V2 over `views` views of one size (run as one batch), projector input included.
+    `attention`: "fused" or "math" (see the module docstring)."""
     from ocr2.modeling.masks import get_mask_spec
 
     e: EncoderConfig = cfg.encoder
@@ -171,14 +184,19 @@ def encoder(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int, chec
     projector = (a * h * (length if views == 1 else views * kept)) if t.projector else 0.0
     if not t.encoder:
         return Act(saved=projector)
-    layer = (2 * _rms_norm(h, a, True, True) + _attention(h, kv, e.num_heads, a, True, 0)
-             + _swiglu(h, e.intermediate_size, a, True, 0))
+    if attention == "fused":
+        attend = _attention(h, kv, e.num_heads, a, True, 0)
+        # `sdpa` gets the mask spec as a dense (L, L) boolean; SDPA turns it into an additive bias per layer call.
+        mask = a * length * length if cfg.attn_implementation in ("sdpa", "eager") else 0.0
+    elif attention == "math":
+        attend, mask = _math_attention(h, kv, e.num_heads, length, a), 0.0
+    else:
+        raise ValueError(f"encoder attention form must be 'fused' or 'math', got {attention!r}")
+    layer = 2 * _rms_norm(h, a, True, True) + attend + _swiglu(h, e.intermediate_size, a, True, 0)
     if not (t.vision or spec.use_queries):
         layer_0_norm = _rms_norm(h, a, True, True) - _rms_norm(h, a, False, True)  # its input needs no gradient
     else:
         layer_0_norm = 0.0
-    # `sdpa` gets the mask spec as a dense (L, L) boolean; SDPA turns it into an additive bias per layer call.
-    mask = a * length * length if cfg.attn_implementation in ("sdpa", "eager") else 0.0
     # cos/sin come from positions 0..L-1 shared by every view of the batch.
     tail = length * _rope(h // e.num_heads, a) + tokens * _rms_norm(h, a, True, True) + projector
     if not checkpointing:
@@ -187,6 +205,10 @@ def encoder(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int, chec
 
 
 # ----------------------------------------------------------------------------------------- vision tokenizer
+
+
+def _pad16(n: int) -> int:
+    return -(-n // 16) * 16
 
 
 def vision(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int,
@@ -210,7 +232,8 @@ def vision(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int,
         block += a * c * padded  # qkv input (windows: a padded copy; global: the norm output)
         block += 2 * a * c * padded  # the two rel-pos einsums each keep a permuted copy of q
         if attention == "cuda":
-            bias = heads * padded * side * side if windowed else heads * tokens * tokens
+            # The memory-efficient kernel pads the bias rows to a multiple of 16 (a 14x14 window: 196 -> 208).
+            bias = heads * padded * _pad16(side * side) if windowed else heads * tokens * _pad16(tokens)
             block += 3 * a * c * padded + a * bias + a * c * padded + F32 * heads * padded  # qkv, bias, out, lse
         elif attention == "cpu_blocked":
             block += 3 * a * c * padded + 2 * a * heads * padded * side + a * c * padded  # q k v, rel_h/w, out

@@ -211,9 +211,18 @@ def check_supported(cfg: OCR2Config) -> None:
                          f"{cfg.attn_implementation!r} (eager keeps every attention matrix) is not modelled")
 
 
-def activations(cfg: OCR2Config, setup: Setup, a: int = BF16, vision_attention: str = "cuda") -> dict[str, ab.Act]:
+def encoder_attention_form(cfg: OCR2Config) -> str:
+    """The encoder's attention as CUDA runs it: `sdpa` passes a dense mask, and with grouped-query heads only
+    SDPA's math kernel takes both; the other backends run mask-free fused calls (counted as "fused")."""
+    gqa = cfg.encoder.num_kv_heads != cfg.encoder.num_heads
+    return "math" if cfg.attn_implementation == "sdpa" and gqa else "fused"
+
+
+def activations(cfg: OCR2Config, setup: Setup, a: int = BF16, vision_attention: str = "cuda",
+                encoder_attention: str | None = None) -> dict[str, ab.Act]:
     """Per GPU, one micro-batch: every sample has one global view and views - 1 crops."""
     check_supported(cfg)
+    form = encoder_attention or encoder_attention_form(cfg)
     t = trains_for(setup)
     b, crops = setup.micro_batch, setup.views - 1
     image_tokens = cfg.image_token_count(crops)
@@ -222,10 +231,10 @@ def activations(cfg: OCR2Config, setup: Setup, a: int = BF16, vision_attention: 
                          "leaves no room for text")
     ck = setup.checkpointing
     vis = ab.vision(cfg, t, a, b, cfg.global_view_size, vision_attention)
-    enc = ab.encoder(cfg, t, a, b, cfg.global_view_size, ck)
+    enc = ab.encoder(cfg, t, a, b, cfg.global_view_size, ck, form)
     if crops:
         vis = vis + ab.vision(cfg, t, a, b * crops, cfg.crop_size, vision_attention)
-        enc = enc + ab.encoder(cfg, t, a, b * crops, cfg.crop_size, ck)
+        enc = enc + ab.encoder(cfg, t, a, b * crops, cfg.crop_size, ck, form)
     dec = ab.decoder(cfg, t, a, b * setup.seq_len, ck)
     return {"vision": vis, "encoder": enc, "decoder": dec}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ocr2.config import OCR2Config
 from train import activation_bytes as ab
-from train.memory_plan import BF16, STAGES, GiB, DeepSpeedSizes, Setup, plan, trains_for
+from train.memory_plan import BF16, STAGES, GiB, DeepSpeedSizes, Setup, encoder_attention_form, plan, trains_for
 
 CAPACITIES = (16, 24, 40, 80)  # GB on the box; treated as GiB of device memory
 
@@ -130,7 +130,8 @@ def per_unit_table(cfg: OCR2Config, rows: list[Setup]) -> list[str]:
             return total(ab.decoder(cfg, t, BF16, n, ck))
 
         def view(size, n):
-            return total(ab.vision(cfg, t, BF16, n, size)) + total(ab.encoder(cfg, t, BF16, n, size, ck))
+            return (total(ab.vision(cfg, t, BF16, n, size))
+                    + total(ab.encoder(cfg, t, BF16, n, size, ck, encoder_attention_form(cfg))))
 
         ll = ab.logits_loss(cfg.decoder.vocab_size, 1, 4097)
         per_pos = (sum(ll.values()) - sum(ab.logits_loss(cfg.decoder.vocab_size, 1, 4096).values()))
@@ -186,8 +187,9 @@ ASSUMPTIONS = """\
   tests/test_plan.py) plus, with checkpointing, the largest layer recomputed in backward. Checkpointing covers the
   encoder and decoder layers only; the SAM tokenizer is never checkpointed. Frozen modules save nothing, but a
   checkpointed or trainable module after them keeps its input. Kernels: flash attention in the decoder (rows not
-  padded; a padded batch adds a dense mask per layer), the encoder's `sdpa` dense mask, the tokenizer's dense
-  rel-pos bias through SDPA's memory-efficient kernel.
+  padded; a padded batch adds a dense mask per layer); the encoder ({encoder_form}): with `sdpa` its dense mask and
+  grouped-query heads leave CUDA only SDPA's math kernel (fp32 probabilities); the tokenizer's dense rel-pos bias
+  through SDPA's memory-efficient kernel.
 - LoRA: adapters of rank r on the decoder's q/k/v/o and every SwiGLU (dense, shared, and with experts on the
   routed experts through PEFT `target_parameters`, which merges W + BA every forward: the merged expert weights are
   saved for backward); dropout 0; everything else frozen.
@@ -237,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
            "## Per-GPU memory (GiB)", "", *body, "", "## Assumptions", "",
            ASSUMPTIONS.format(persist=ds.param_persistence_threshold, vocab=cfg.decoder.vocab_size,
                               allreduce=ds.allreduce_bucket_size, reduce=ds.reduce_bucket_size,
-                              prefetch=ds.prefetch_bucket_size, reserve=args.reserve_gib)]
+                              prefetch=ds.prefetch_bucket_size, reserve=args.reserve_gib,
+                              encoder_form=f"attn_implementation={cfg.attn_implementation}: "
+                                           f"{encoder_attention_form(cfg)} form")]
     print("\n".join(out))
     return 0
 
