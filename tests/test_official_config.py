@@ -168,3 +168,18 @@ def test_a_release_style_folder_loads_its_decoder_shapes_from_language_config(tm
     assert loaded.config.decoder == tiny.config.decoder
     ids = torch.tensor([[0, 20, 21, 22]])
     assert torch.equal(loaded(ids).logits, tiny(ids).logits)
+
+
+def test_an_official_layout_folder_with_an_unknown_model_type_is_an_error_naming_it(tmp_path):
+    tiny = OCR2Model(OCR2Config.from_preset("tiny"))
+    folder = _official_folder(tmp_path, tiny, {"model_type": "llama"})
+    with pytest.raises(CheckpointError, match="model_type 'llama' is not one ocr2 reads"):
+        OCR2Model.from_pretrained(folder)
+
+
+def test_official_key_names_beside_an_ocr2_config_json_load_with_it(tmp_path):
+    torch.manual_seed(0)
+    tiny = OCR2Model(OCR2Config.from_preset("tiny")).eval()
+    folder = _official_folder(tmp_path, tiny, {})
+    tiny.config.save(folder / "config.json")
+    assert OCR2Model.from_pretrained(folder).config == tiny.config
