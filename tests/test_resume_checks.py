@@ -27,6 +27,21 @@ def test_differences_are_listed_and_only_free_ones_pass():
     assert len(check_resume(saved, dict(saved, seed=1), allow=True)) == 1
 
 
+def test_keys_added_since_the_checkpoint_pass_when_they_keep_the_old_behaviour():
+    old = {"data": {"path": "d"}, "seed": 0}  # written before data.source, lora and validation existed
+    now = {"data": {"path": "d", "source": "parquet", "shuffle_buffer": 1000, "columns": {"image": None}},
+           "lora": {"enabled": False, "r": 16}, "seed": 0}
+    assert check_resume(old, now, allow=False) == []
+
+
+def test_a_key_added_since_the_checkpoint_with_new_behaviour_is_refused():
+    old = {"data": {"path": "d"}}
+    with pytest.raises(ValueError, match="data.source: None -> 'hub'"):
+        check_resume(old, {"data": {"path": "d", "source": "hub"}}, allow=False)
+    with pytest.raises(ValueError, match="lora.enabled: None -> True"):
+        check_resume(old, {"data": {"path": "d"}, "lora": {"enabled": True, "r": 16}}, allow=False)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("resume")

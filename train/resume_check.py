@@ -31,15 +31,33 @@ def differences(saved: dict, now: dict) -> dict[str, tuple[Any, Any]]:
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
+# Keys added after checkpoints already existed, with the value that does what runs did before the key existed. A
+# checkpoint whose config lacks such a key resumes without a refusal when the run keeps that value (or a neutral
+# null / false / empty one).
+INTRODUCED = {"data.source": "parquet", "data.shuffle_buffer": 1000}
+_NEUTRAL = (None, False, [], {})
+
+
 def breaks_exactness(key: str) -> bool:
     return not any(key == f or key.startswith(f + ".") for f in FREE)
+
+
+def _introduced_unchanged(key: str, saved: dict, now: dict) -> bool:
+    """`key` is absent from the saved config and its value now reproduces the behaviour from before it existed."""
+    if key in saved:
+        return False
+    value = now.get(key)
+    if key.startswith("lora.") and not now.get("lora.enabled"):
+        return True  # LoRA settings mean nothing while LoRA is off
+    return any(value == v and type(value) is type(v) for v in _NEUTRAL) or INTRODUCED.get(key, object()) == value
 
 
 def check_resume(saved: dict | None, now: dict, allow: bool) -> list[str]:
     """Lines describing the differences (empty when none); raises ValueError for exactness-breaking ones."""
     if not saved:
         return []
-    diff = differences(saved, now)
+    flat_saved, flat_now = flatten(saved), flatten(now)
+    diff = {k: v for k, v in differences(saved, now).items() if not _introduced_unchanged(k, flat_saved, flat_now)}
     lines = [f"  {k}: {old!r} -> {new!r}" + ("" if not breaks_exactness(k) else "  (breaks exact resume)")
              for k, (old, new) in diff.items()]
     breaking = [k for k in diff if breaks_exactness(k)]
