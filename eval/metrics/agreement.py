@@ -1,10 +1,13 @@
 """Agreement of our OmniDocBench scorer with the official evaluator, metric by metric (docs/omnidocbench_agreement.md).
 
     python -m eval.metrics.agreement GT.json PRED_DIR --odb /tmp/odb --official-python /tmp/odbenv/bin/python
+        [--pages] [--official-json OUT.json]
 
 runs ours in-process and the official (eval/metrics/official_driver.py, in the official environment) twice: as
 released and with its index bug fixed; prints a markdown table. Our text figure is compared with the fixed run,
-and our labelled `official_index_bug` figure with the released one.
+and our labelled `official_index_bug` figure with the released one. `--pages` adds every per-page figure that
+differs by more than 1e-9 (and the largest difference); `--official-json` writes the official per-page figures
+(the values tests pin: tests/test_omnidocbench_pages.py, tests/test_omnidocbench_adversarial.py).
 """
 
 from __future__ import annotations
@@ -28,11 +31,20 @@ ROWS = (  # (label, ours: path in evaluate_pages' result, official: (element, ke
     ("table TEDS-S", ("table", "TEDS_structure_only"), ("table", "TEDS_s"), True),
     ("table edit", ("table", "Edit_dist_ALL_page_avg"), ("table", "Edit_dist"), True),
 )
+# per-page figure -> (official run: fixed?, element); None where the page has nothing of that kind
+PAGE_FIELDS = {
+    "text_edit": (True, "text_block"), "text_edit_official_index_bug": (False, "text_block"),
+    "formula_edit": (True, "display_formula"), "reading_order_edit": (True, "reading_order"),
+    "table_edit": (True, "table"),
+}
+TOLERANCE = 1e-9
 
 
 def official(gt: str, pred: str, odb: str, python: str, fix: bool) -> dict:
     cmd = [python, str(Path(__file__).with_name("official_driver.py")), gt, pred, "--odb", odb]
-    out = subprocess.run(cmd + (["--fix-index-bug"] if fix else []), capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd + (["--fix-index-bug"] if fix else []), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the official evaluator failed on {gt} / {pred}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout)
 
 
@@ -41,14 +53,67 @@ def _value(d: dict, element: str, key: str):
     return v["ALL_page_avg"] if isinstance(v, dict) else v
 
 
-def table(gt: str, pred: str, odb: str, python: str) -> str:
+def official_pages(runs: dict[bool, dict]) -> dict[str, dict]:
+    """Per-page figures of the official runs, keyed like ours (image stem): the PAGE_FIELDS plus the sorted
+    TEDS / TEDS-S of the page's GT tables."""
+    stems = {s for run in runs.values() for el in ("text_block", "display_formula", "reading_order", "table")
+             for s in run[el]["pages"]} | set(runs[True]["table"]["table_pages"])
+    out = {}
+    for stem in sorted(stems):
+        page = {f: runs[fixed][el]["pages"].get(stem) for f, (fixed, el) in PAGE_FIELDS.items()}
+        tables = runs[True]["table"]["table_pages"].get(stem, [])
+        page["teds"] = sorted(t[0] for t in tables)
+        page["teds_s"] = sorted(t[1] for t in tables)
+        out[stem] = page
+    return out
+
+
+def our_pages(result: dict) -> dict[str, dict]:
+    """The same per-page figures from evaluate_pages' result."""
+    return {stem: {**{f: p[f] for f in PAGE_FIELDS},
+                   "teds": sorted(t["teds"] for t in p["tables"]), "teds_s": sorted(t["teds_s"] for t in p["tables"])}
+            for stem, p in result["pages"].items()}
+
+
+def _differs(a, b) -> float:
+    """How far two per-page figures are apart (inf when one is missing or the table counts differ)."""
+    if isinstance(a, list) or isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        return max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+    if a is None or b is None:
+        return 0.0 if a is None and b is None else float("inf")
+    return abs(a - b)
+
+
+def page_differences(ours: dict[str, dict], theirs: dict[str, dict]) -> list[tuple[str, str, object, object, float]]:
+    """(stem, figure, ours, official, difference) for every per-page figure apart by more than TOLERANCE;
+    a page only one side scored (all its figures None / no tables on the other) counts as a difference."""
+    empty = {f: None for f in PAGE_FIELDS} | {"teds": [], "teds_s": []}
+    rows = []
+    for stem in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(stem, empty), theirs.get(stem, empty)
+        for f in empty:
+            d = _differs(a[f], b[f])
+            if d > TOLERANCE:
+                rows.append((stem, f, a[f], b[f], d))
+    return rows
+
+
+def compare(gt: str, pred: str, odb: str, python: str) -> tuple[str, list, dict]:
+    """(markdown table of the aggregates, per-page differences, official per-page figures)."""
     ours = evaluate_pages(load_predictions(pred), gt)
     runs = {True: official(gt, pred, odb, python, True), False: official(gt, pred, odb, python, False)}
     lines = ["| metric | ours | official | difference |", "|---|---|---|---|"]
     for label, (el, key), (oel, okey), fixed in ROWS:
         a, b = ours[el][key], _value(runs[fixed], oel, okey)
         lines.append(f"| {label} | {a:.6f} | {b:.6f} | {a - b:+.6f} |")
-    return "\n".join(lines)
+    theirs = official_pages(runs)
+    return "\n".join(lines), page_differences(our_pages(ours), theirs), theirs
+
+
+def table(gt: str, pred: str, odb: str, python: str) -> str:
+    return compare(gt, pred, odb, python)[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,8 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("pred")
     p.add_argument("--odb", required=True, help="official OmniDocBench checkout (7bd6c2e)")
     p.add_argument("--official-python", default=sys.executable, help="Python with the official requirements")
+    p.add_argument("--pages", action="store_true", help="also list the per-page figures that differ")
+    p.add_argument("--official-json", help="write the official per-page figures to this JSON file")
     a = p.parse_args(argv)
-    print(table(a.gt, a.pred, a.odb, a.official_python))
+    text, diffs, theirs = compare(a.gt, a.pred, a.odb, a.official_python)
+    print(text)
+    if a.pages:
+        print(f"\nper-page figures apart by more than {TOLERANCE:g}: {len(diffs)}")
+        for stem, f, x, y, d in diffs:
+            print(f"  {stem}  {f}: ours {x}  official {y}  (|diff| {d:.3g})")
+    if a.official_json:
+        Path(a.official_json).write_text(json.dumps(theirs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nofficial per-page figures -> {a.official_json}")
 
 
 if __name__ == "__main__":

@@ -85,13 +85,14 @@ def normalize_text(text: str) -> str:
 
 
 # normalize_formula: the benchmark's `normalized_formula`. The deletions are plain substring removals in this
-# order (so `\text` also strips the `\text` of `\textbf`, and braces stay); the list is the benchmark's.
+# order (so `\text` also strips the `\text` of `\textbf`, and braces stay); the list is the benchmark's, with
+# `\text` twice: the second time after the spaces are gone, so a spaced-out `\ t e x t` loses it too.
 _FORMULA_DELETIONS = (
     "\\mathbf", "\\mathrm", "\\mathnormal", "\\mathit", "\\mathbb", "\\mathcal", "\\mathscr", "\\mathfrak",
     "\\mathsf", "\\mathtt", "\\textbf", "\\text", "\\boldmath", "\\boldsymbol", "\\operatorname", "\\bm",
     "\\symbfit", "\\mathbfcal", "\\symbf", "\\scriptscriptstyle", "\\notag", "\\setlength", "\\coloneqq",
     "\\space", "\\thickspace", "\\thinspace", "\\medspace", "\\nobreakspace", "\\negmedspace", "\\quad", "\\qquad",
-    "\\enspace", "\\substackw", " ", "$$", "\\left", "\\right", "\\displaystyle",
+    "\\enspace", "\\substackw", " ", "$$", "\\left", "\\right", "\\displaystyle", "\\text",
 )
 _BRACKET_DISPLAY = re.compile(r"\\\[(.+?)(?<!\\)\\\]")
 # Removed one pattern after the other, in this order (a removal can expose the next pattern's match).
