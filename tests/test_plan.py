@@ -284,6 +284,17 @@ def test_cli_reads_a_model_config_and_sweeps_shapes(tmp_path, capsys):
     assert "seq 300 with 3 views" in out  # 545 image positions leave no text: said, not planned
 
 
+def test_cli_attention_backend_changes_the_encoder(capsys):
+    args = ["--mode", "full", "--stage", "stage2_query", "--zero", "2", "--gpus", "8", "--checkpointing", "off"]
+    assert main(args) == 0 and main(args + ["--attn-implementation", "flash"]) == 0
+    sdpa, flash = (out for out in capsys.readouterr().out.split("# ocr2-plan")[1:])
+    def view(out):  # the global view's MiB in the per-view table
+        row = next(r for r in out.splitlines() if r.startswith("| full | stage2_query | off |"))
+        return float(row.split("|")[6])
+
+    assert view(flash) < view(sdpa) and "math form" in sdpa and "fused form" in flash
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["--preset", "tiny", "--seq-len", "100", "--views", "3"]) == 2
     assert "no setup leaves room for text" in capsys.readouterr().err

@@ -12,6 +12,7 @@ printed below the table)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--model", help="a directory holding an ocr2 config.json (or the file itself); default: --preset")
     p.add_argument("--preset", default="official", help="OCR2Config preset when --model is not given (official)")
+    p.add_argument("--attn-implementation", choices=("sdpa", "sdpa_split", "flash", "auto"),
+                   help="override the config's attention backend (the encoder's memory depends on it)")
     p.add_argument("--mode", type=_list(str, ("full", "lora")), default=["full", "lora"])
     p.add_argument("--stage", type=_list(str, STAGES), default=list(STAGES),
                    help="the paper stage whose freezing full fine-tuning uses (configs/stage/*.yaml)")
@@ -68,15 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config(args) -> tuple[OCR2Config, str]:
     if not args.model:
-        return OCR2Config.from_preset(args.preset), f"`{args.preset}` preset"
-    path = Path(args.model)
-    path = path / "config.json" if path.is_dir() else path
-    if not path.exists():
-        raise SystemExit(f"ocr2-plan: {path} not found (--model takes a directory with an ocr2 config.json)")
-    try:
-        return OCR2Config.load(path), str(path)
-    except ValueError as e:
-        raise SystemExit(f"ocr2-plan: {e}") from None
+        try:
+            cfg, source = OCR2Config.from_preset(args.preset), f"`{args.preset}` preset"
+        except ValueError as e:
+            raise SystemExit(f"ocr2-plan: {e}") from None
+    else:
+        path = Path(args.model)
+        path = path / "config.json" if path.is_dir() else path
+        if not path.exists():
+            raise SystemExit(f"ocr2-plan: {path} not found (--model takes a directory with an ocr2 config.json)")
+        try:
+            cfg, source = OCR2Config.load(path), str(path)
+        except ValueError as e:
+            raise SystemExit(f"ocr2-plan: {e}") from None
+    if args.attn_implementation:
+        cfg = dataclasses.replace(cfg, attn_implementation=args.attn_implementation)
+        source += f", attn_implementation={args.attn_implementation}"
+    return cfg, source
 
 
 def setups(args) -> list[Setup]:
