@@ -154,3 +154,39 @@ def test_a_trained_checkpoint_exports_to_each_layout(trained, tmp_path, layout, 
     with torch.no_grad():
         reference = live(ids, views, crops, num).logits
     assert _close(layout, _logits(out, layout, live), reference)
+
+
+def _train(args: list[str]) -> None:
+    proc = subprocess.run(train_cmd(args), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def lora_trained(tmp_path_factory):
+    """A tiny base run (no steps) and two LoRA steps from it: the LoRA checkpoint's model/ holds only adapters."""
+    root = tmp_path_factory.mktemp("lora")
+    pages = write_pages(root / "pages", 4)
+    common = ["trainer=cpu", "trainer.micro_batch_size=1", "data.num_workers=0", "logger=none", "seed=0",
+              f"data.path={pages}"]
+    _train(["model=tiny", "model.attn_implementation=eager", *common, f"run_dir={root / 'base'}", "max_steps=0"])
+    _train(["experiment=finetune_lora", "model=checkpoint", f"init_from={root / 'base'}", *common,
+            f"run_dir={root / 'run'}", "max_steps=2", "checkpoint.every=2", "validation.every=0", "lora.r=4",
+            "stage.lr=1e-2"])
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_lora_run_exports_merged_to_each_layout(lora_trained, tmp_path, layout):
+    """The issue's check: LoRA fine-tuned a few steps, exported, read by the layout's reader: the merged model's
+    logits (the port's within 1e-5 in fp32)."""
+    assert export.main([str(lora_trained / "run"), "--out", str(tmp_path), "--layout", layout]) == 0
+    merged = OCR2Model.from_pretrained(lora_trained / "run" / "checkpoints" / "step_000002" / "model",
+                                       attn_implementation="eager")
+    base = OCR2Model.from_pretrained(lora_trained / "base" / "checkpoints" / "step_000000" / "model")
+    key = "decoder.layers.1.self_attn.q_proj.weight"
+    assert not torch.equal(merged.state_dict()[key], base.state_dict()[key])  # the adapters moved the weights
+    ids, views, crops, num = batch_with_crops(merged.config)
+    with torch.no_grad():
+        reference = merged(ids, views, crops, num).logits
+    assert _close(layout, _logits(tmp_path, layout, merged), reference)
