@@ -44,6 +44,7 @@ class GTBlock:
     content: str  # text, LaTeX or HTML
     order: float | None  # reading-order index as annotated (None when missing)
     attribute: dict = field(default_factory=dict, compare=False)
+    latex: str = ""  # a table's LaTeX form (the GT a LaTeX prediction is matched with); "" otherwise
 
     @property
     def ignored(self) -> bool:
@@ -95,7 +96,8 @@ def _block(d: dict) -> GTBlock:
     cat = d["category_type"]
     kind = "formula" if cat == FORMULA_CATEGORY else "table" if cat == TABLE_CATEGORY else "text"
     key = {"text": "text", "formula": "latex", "table": "html"}[kind]
-    return GTBlock(kind, cat, str(d.get(key) or ""), d.get("order"), d.get("attribute") or {})
+    latex = str(d.get("latex") or "") if kind == "table" else ""
+    return GTBlock(kind, cat, str(d.get(key) or ""), d.get("order"), d.get("attribute") or {}, latex)
 
 
 def single_column_array_rows(latex: str) -> list[tuple[str, int]] | None:

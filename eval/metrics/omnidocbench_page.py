@@ -74,7 +74,9 @@ def _match_tables(gt_tables: list[GTBlock], preds: list[PredBlock]) -> tuple[lis
     """Step 1: one entry per GT table, and the text items made of leftover predicted tables."""
     html = [p for p in preds if p.kind == "table" and p.table_format == "html" and p.content]
     latex = [p for p in preds if p.kind == "table" and p.table_format == "latex"]
-    gts = [g for g in gt_tables if g.content]
+    # the benchmark matches LaTeX predictions with the GT tables' LaTeX, HTML ones with their HTML, and drops a GT
+    # table whose form of that kind is empty (it is then not scored at all)
+    gts = [g for g in gt_tables if (g.latex if len(latex) > len(html) else g.content)]
     partner: dict[int, PredBlock] = {}
     leftovers: list[PredBlock] = []
     if len(latex) <= len(html) and html:
