@@ -194,13 +194,13 @@ ASSUMPTIONS = """\
   moments (partitioned from ZeRO 1; ZeRO-3 adds its fp32 gradient buffer).
 - step: transient of `optimizer.step()` after backward (the fp32 gradient copy and AdamW's foreach sqrt); the peak
   takes the larger of it and the forward/backward working set.
-- activations: tensors autograd saves (counted from ocr2/modeling, cross-checked byte for byte on the tiny model by
-  tests/test_plan.py) plus, with checkpointing, the largest layer recomputed in backward. Checkpointing covers the
-  encoder and decoder layers only; the SAM tokenizer is never checkpointed. Frozen modules save nothing, but a
-  checkpointed or trainable module after them keeps its input. Kernels: flash attention in the decoder (rows not
-  padded; a padded batch adds a dense mask per layer); the encoder ({encoder_form}): with `sdpa` its dense mask and
-  grouped-query heads leave CUDA only SDPA's math kernel (fp32 probabilities); the tokenizer's dense rel-pos bias
-  through SDPA's memory-efficient kernel.
+- activations: tensors autograd saves (counted from ocr2/modeling; tests/test_plan.py finds them within a few KB of
+  what the tiny model saves) plus, with checkpointing, the largest layer recomputed in backward. Checkpointing
+  covers the encoder and decoder layers only; the SAM tokenizer is never checkpointed. Frozen modules save nothing,
+  but a checkpointed or trainable module after them keeps its input. Kernels: flash attention in the decoder (rows
+  not padded; a padded batch adds a dense mask per layer); the encoder in its {encoder_form} (with `sdpa`, its
+  dense mask and grouped-query heads leave CUDA only SDPA's math kernel: fp32 probabilities); the tokenizer's
+  dense rel-pos bias through SDPA's memory-efficient kernel.
 - LoRA: adapters of rank r on the decoder's q/k/v/o and every SwiGLU (dense, shared, and with experts on the
   routed experts through PEFT `target_parameters`, which merges W + BA every forward: the merged expert weights are
   saved for backward); dropout 0; everything else frozen.
@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
            ASSUMPTIONS.format(persist=ds.param_persistence_threshold, vocab=cfg.decoder.vocab_size,
                               allreduce=ds.allreduce_bucket_size, reduce=ds.reduce_bucket_size,
                               prefetch=ds.prefetch_bucket_size, reserve=args.reserve_gib,
-                              encoder_form=f"attn_implementation={cfg.attn_implementation}: "
-                                           f"{encoder_attention_form(cfg)} form")]
+                              encoder_form=f"{encoder_attention_form(cfg)} form "
+                                           f"(attn_implementation={cfg.attn_implementation})")]
     print("\n".join(out))
     return 0
 
