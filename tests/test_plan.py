@@ -62,7 +62,8 @@ def lora_tiny(experts: bool, checkpointing=False, rank=4, dtype=torch.float32):
     from peft import LoraConfig, get_peft_model
 
     model = tiny(checkpointing=checkpointing, dtype=dtype)
-    linears = [n for n, m in model.named_modules() if n.startswith("decoder.layers.") and isinstance(m, torch.nn.Linear)]
+    linears = [n for n, m in model.named_modules()
+               if n.startswith("decoder.layers.") and isinstance(m, torch.nn.Linear)]
     stacked = [n for n, _ in model.named_parameters() if ".experts." in n] if experts else None
     config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=linears, target_parameters=stacked)
     return get_peft_model(model, config).to(dtype).train()

@@ -89,7 +89,8 @@ def _swiglu(h: int, inter: int, a: int, weights_train: bool, lora_rank: int, x_c
 
 
 def _rope(head_dim: int, a: int) -> float:
-    """cos and sin, one (1, 1, L, head_dim) pair per stack and forward, per token."""
+    """cos and sin per token: one pair per stack and forward, shared by its layers ((1, 1, L, d) in the encoder per
+    view length; (rows, 1, L, d) in the decoder, whose positions come from the attention mask the trainer passes)."""
     return 2 * a * head_dim
 
 

@@ -43,7 +43,8 @@ def _on_off(text: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocr2-plan", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--model", help="a directory holding an ocr2 config.json (or the file itself); default: --preset")
     p.add_argument("--preset", default="official", help="OCR2Config preset when --model is not given (official)")
     p.add_argument("--attn-implementation", choices=("sdpa", "sdpa_split", "flash", "auto"),
@@ -125,9 +126,12 @@ def _label(s: Setup) -> tuple[str, str]:
 
 
 def per_unit_table(cfg: OCR2Config, rows: list[Setup]) -> list[str]:
-    """Activations per decoder token and per view (marginal: what one more token / view adds)."""
+    """Activations per decoder token and per view: what one more token / view adds (saved + recomputed)."""
     lines = ["| mode | stage | ckpt | decoder KiB / token | logits+loss KiB / position | global view MiB | "
              "crop view MiB |", "|---|---|---|---:|---:|---:|---:|"]
+    form = encoder_attention_form(cfg)
+    vocab = cfg.decoder.vocab_size
+    per_position = sum(ab.logits_loss(vocab, 1, 4097).values()) - sum(ab.logits_loss(vocab, 1, 4096).values())
     seen = set()
     for s in rows:
         key = (_label(s), s.checkpointing)
@@ -135,21 +139,23 @@ def per_unit_table(cfg: OCR2Config, rows: list[Setup]) -> list[str]:
             continue
         seen.add(key)
         t, ck = trains_for(s), s.checkpointing
-        total = lambda act: act.saved + act.recompute  # noqa: E731
 
-        def dec(n):
+        def total(act: ab.Act) -> float:
+            return act.saved + act.recompute
+
+        def dec(n: int) -> float:
             return total(ab.decoder(cfg, t, BF16, n, ck))
 
-        def view(size, n):
-            return (total(ab.vision(cfg, t, BF16, n, size))
-                    + total(ab.encoder(cfg, t, BF16, n, size, ck, encoder_attention_form(cfg))))
+        def views(size: int, n: int) -> float:
+            return total(ab.vision(cfg, t, BF16, n, size)) + total(ab.encoder(cfg, t, BF16, n, size, ck, form))
 
-        ll = ab.logits_loss(cfg.decoder.vocab_size, 1, 4097)
-        per_pos = (sum(ll.values()) - sum(ab.logits_loss(cfg.decoder.vocab_size, 1, 4096).values()))
+        def view(size: int) -> float:  # what a second view of this size adds
+            return views(size, 2) - views(size, 1)
+
         mode, stage = key[0]
         lines.append(f"| {mode} | {stage} | {'on' if ck else 'off'} | {(dec(8192) - dec(4096)) / 4096 / 1024:.1f} | "
-                     f"{per_pos / 1024:.1f} | {(view(cfg.global_view_size, 2) - view(cfg.global_view_size, 1)) / 2**20:.1f} | "
-                     f"{(view(cfg.crop_size, 2) - view(cfg.crop_size, 1)) / 2**20:.1f} |")
+                     f"{per_position / 1024:.1f} | {view(cfg.global_view_size) / 2**20:.1f} | "
+                     f"{view(cfg.crop_size) / 2**20:.1f} |")
     return lines
 
 
