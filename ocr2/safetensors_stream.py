@@ -69,7 +69,8 @@ def _write_file(path: Path, entries: Sequence[Entry]) -> None:
     for e in entries:
         if e.dtype not in _DTYPES:
             raise ValueError(f"{path}: {e.name} has dtype {e.dtype}, which this writer does not store")
-        header[e.name] = {"dtype": _DTYPES[e.dtype], "shape": list(e.shape), "data_offsets": [offset, offset + e.nbytes]}
+        header[e.name] = {"dtype": _DTYPES[e.dtype], "shape": list(e.shape),
+                          "data_offsets": [offset, offset + e.nbytes]}
         offset += e.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # the data then starts 8-byte aligned, as the reference writer does

@@ -201,7 +201,8 @@ def test_official_folder_has_the_release_key_names_one_tensor_per_expert(officia
     assert {f"model.layers.1.mlp.experts.{i}.{p}.weight" for i in range(e) for p in ("gate_proj", "up_proj",
                                                                                    "down_proj")} <= names.keys()
     assert {"model.view_seperator", "model.sam_model.net_3.weight", "model.qwen2_model.query_768.weight",
-            "model.qwen2_model.model.model.norm.weight", "model.projector.layers.weight", "lm_head.weight"} <= names.keys()
+            "model.qwen2_model.model.model.norm.weight", "model.projector.layers.weight",
+            "lm_head.weight"} <= names.keys()
     assert all(k.startswith(("model.", "lm_head.")) for k in names)
     assert not any(".experts.gate_proj" in k or k.endswith("experts.down_proj") for k in names)
 

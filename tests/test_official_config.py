@@ -76,7 +76,8 @@ def test_keys_the_release_leaves_out_take_deepseek_v2_defaults():
 
 
 def test_keys_spelled_out_in_language_config_are_read():
-    d = config_from_official(release_config(rope_theta=50_000.0, norm_topk_prob=True, routed_scaling_factor=2.0)).decoder
+    raw = release_config(rope_theta=50_000.0, norm_topk_prob=True, routed_scaling_factor=2.0)
+    d = config_from_official(raw).decoder
     assert (d.rope_theta, d.norm_topk_prob, d.routed_scaling_factor) == (50_000.0, True, 2.0)
 
 

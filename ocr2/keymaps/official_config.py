@@ -74,8 +74,9 @@ def config_from_official(raw: dict) -> OCR2Config:
     if isinstance(raw.get(OCR2_KEY), dict) and "decoder" in raw[OCR2_KEY]:
         # Both blocks describe the decoder; a hand-edited one of them would make ocr2 and the release's loader
         # build different models from one folder.
-        differ = {f.name: (getattr(base.decoder, f.name), getattr(cfg.decoder, f.name))
-                  for f in dataclasses.fields(DecoderConfig) if getattr(base.decoder, f.name) != getattr(cfg.decoder, f.name)}
+        pairs = {f.name: (getattr(base.decoder, f.name), getattr(cfg.decoder, f.name))
+                 for f in dataclasses.fields(DecoderConfig)}
+        differ = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
         if differ:
             raise ValueError(f"language_config and {OCR2_KEY}.decoder disagree ({OCR2_KEY}, language_config): {differ}")
     return cfg
@@ -118,8 +119,8 @@ def config_to_official(cfg: OCR2Config, dtype_name: str) -> dict:
         "global_view_pos": "head",  # ignored by the release's code (crops always come first); kept as it has it
         "language_config": lang,
         "model_type": MODEL_TYPE,
-        "projector_config": {"input_dim": e.hidden_size, "model_type": "mlp_projector", "n_embed": cfg.decoder.hidden_size,
-                             "projector_type": "linear"},
+        "projector_config": {"input_dim": e.hidden_size, "model_type": "mlp_projector",
+                             "n_embed": cfg.decoder.hidden_size, "projector_type": "linear"},
         "tile_tag": "2D",
         "torch_dtype": dtype_name,
         # Ignored by the release's code (its vision stack is hard-coded); written with this model's true values in
