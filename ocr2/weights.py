@@ -157,11 +157,11 @@ def _mismatch_hint(directory: Path, layout: str, config: OCR2Config | None) -> l
     raw = _raw_config(directory / "config.json")
     if raw is not None and (official_config.OCR2_KEY in raw or raw.get("model_type") in (MODEL_TYPE, "deepseek_ocr2")):
         return []
-    where = ("it has no config.json" if raw is None
-             else "its config.json (the release's format) has no ocr2_config block")
+    where = ("it has no config.json, so the release's sizes were assumed throughout" if raw is None else
+             "its config.json (the release's format) has no ocr2_config block, so the release's sizes were assumed; "
+             "the decoder's come from language_config")
     return [f"  note: the vision stack (SAM, DeepEncoder V2, projector input) is not described in config.json "
-            f"({where}), so the release's sizes were assumed; the decoder's come from language_config. Pass "
-            f"config=OCR2Config(...) for a checkpoint with another vision stack."]
+            f"({where}). Pass config=OCR2Config(...) for a checkpoint with another vision stack."]
 
 
 def _materialise_buffers(model: torch.nn.Module, device) -> None:
