@@ -58,15 +58,11 @@ def tiny(frozen=(), checkpointing=False, dtype=torch.float32) -> OCR2Model:
 
 
 def lora_tiny(experts: bool, checkpointing=False, rank=4, dtype=torch.float32):
-    """The tiny model under PEFT LoRA on the decoder's linears (and the stacked experts), as the plan assumes."""
-    from peft import LoraConfig, get_peft_model
+    """The tiny model with ocr2/lora.py's adapters (peft), as a LoRA run trains it."""
+    from ocr2.lora import LoraSettings, apply_lora
 
     model = tiny(checkpointing=checkpointing, dtype=dtype)
-    linears = [n for n, m in model.named_modules()
-               if n.startswith("decoder.layers.") and isinstance(m, torch.nn.Linear)]
-    stacked = [n for n, _ in model.named_parameters() if ".experts." in n] if experts else None
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=linears, target_parameters=stacked)
-    return get_peft_model(model, config).to(dtype).train()
+    return apply_lora(model, LoraSettings(r=rank, experts=experts)).to(dtype).train()
 
 
 def forward(model, length, crops=0, rows=1, dtype=torch.float32):
@@ -218,10 +214,16 @@ def test_parameter_counts_are_the_models(stage):
 def test_official_count_and_lora_adapters_match_peft():
     official = count_parameters(OCR2Config.from_preset("official"), Setup(stage="stage1_encoder"))
     assert official.total == official.trainable == 3_389_119_360
+    base = tiny()
+    # r (in + out) per adapted matrix: every decoder-layer Linear, and each of the E stacked expert matrices.
+    linear = sum(4 * (m.in_features + m.out_features) for n, m in base.named_modules()
+                 if n.startswith("decoder.layers.") and isinstance(m, torch.nn.Linear))
+    stacked = sum(4 * p.shape[0] * (p.shape[1] + p.shape[2]) for n, p in base.named_parameters() if ".experts." in n)
     for experts in (True, False):
         peft_model = lora_tiny(experts)
         c = count_parameters(CFG, Setup(mode="lora", lora_rank=4, lora_experts=experts))
         assert c.trainable == sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        assert c.trainable == linear + (stacked if experts else 0)
         assert c.total == sum(p.numel() for p in peft_model.parameters())
 
 

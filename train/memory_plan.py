@@ -1,7 +1,8 @@
 """Per-GPU memory of one ocr2-train step, analytically: model states, activations, logits/loss, buffers.
 
 Parameter counts are exact: the model is built on the meta device and frozen with train/stages.py's own
-`apply_freezing` and the stage yamls. Model states follow what the trainer's DeepSpeed setup does (bf16 enabled,
+`apply_freezing` and the stage yamls, or given the adapters of ocr2/lora.py's `apply_lora` (its defaults: the
+decoder's projections and routed experts; `lora.encoder` and `modules_to_save` are not modelled). Model states follow what the trainer's DeepSpeed setup does (bf16 enabled,
 a torch AdamW passed in, `grad_accum_dtype` unset, ZeRO defaults; DeepSpeed 0.19 source):
 - ZeRO 0 (DeepSpeed's bf16 unfused optimizer): bf16 weights and grads, a full fp32 master copy and Adam's two fp32
   moments; at `step()` every gradient is copied to fp32.
@@ -96,25 +97,6 @@ def meta_model(cfg: OCR2Config):
         return OCR2Model(cfg)
 
 
-def lora_shapes(model, rank: int, experts: bool) -> list[tuple[str, int, int]]:
-    """(name, numel of A, numel of B) of every adapter PEFT would add on the decoder: each nn.Linear of the decoder
-    layers (q/k/v/o, the dense and shared SwiGLUs) and, with `experts`, each stacked expert weight (E, out, in),
-    for which PEFT's target_parameters makes A (r*E, in) and B (out, r*E)."""
-    from ocr2.modeling.moe import RoutedExperts
-
-    shapes = []
-    for name, module in model.named_modules():
-        if not name.startswith("decoder.layers."):
-            continue
-        if isinstance(module, torch.nn.Linear):
-            shapes.append((name, rank * module.in_features, rank * module.out_features))
-        elif isinstance(module, RoutedExperts) and experts:
-            for pname, p in module.named_parameters(recurse=False):
-                e, out, inp = p.shape
-                shapes.append((f"{name}.{pname}", rank * e * inp, rank * e * out))
-    return shapes
-
-
 def _config_key(cfg: OCR2Config) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
@@ -126,13 +108,12 @@ def _counts(key: str, mode: str, stage: str, rank: int, experts: bool, persist: 
     model = meta_model(OCR2Config.from_dict(json.loads(key)))
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
     if mode == "lora":
-        adapters = lora_shapes(model, rank, experts)
-        sizes = tuple(n for _, a, b in adapters for n in (a, b))
-        base = [p.numel() for p in model.parameters()]
-        every = base + list(sizes)
-        return Counts(total=sum(every), trainable=sum(sizes), persistent=sum(n for n in every if n <= persist),
-                      largest_module=largest, trainable_sizes=sizes)
-    apply_freezing(model, stage_frozen(stage))
+        from ocr2.lora import LoraSettings, apply_lora
+
+        with torch.device("meta"):  # the adapters peft adds are meta tensors too
+            model = apply_lora(model, LoraSettings(r=rank, experts=experts))
+    else:
+        apply_freezing(model, stage_frozen(stage))
     sizes = tuple(p.numel() for p in model.parameters() if p.requires_grad)
     every = [p.numel() for p in model.parameters()]
     return Counts(total=sum(every), trainable=sum(sizes), persistent=sum(n for n in every if n <= persist),

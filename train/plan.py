@@ -207,9 +207,10 @@ ASSUMPTIONS = """\
   not padded; a padded batch adds a dense mask per layer); the encoder in its {encoder_form} (with `sdpa`, its
   dense mask and grouped-query heads leave CUDA only SDPA's math kernel: fp32 probabilities); the tokenizer's
   dense rel-pos bias through SDPA's memory-efficient kernel.
-- LoRA: adapters of rank r on the decoder's q/k/v/o and every SwiGLU (dense, shared, and with experts on the
-  routed experts through PEFT `target_parameters`, which merges W + BA every forward: the merged expert weights are
-  saved for backward); dropout 0; everything else frozen.
+- LoRA: ocr2/lora.py's adapters (`experiment=finetune_lora` defaults) of rank r on the decoder's q/k/v/o and every
+  SwiGLU (dense, shared, and with experts on the routed experts through PEFT `target_parameters`, which merges
+  W + BA every forward: the merged expert weights are saved for backward); dropout 0; everything else frozen
+  (`lora.encoder` and `lora.modules_to_save` are not modelled).
 - logits/loss: the model computes `lm_head(hidden).float()` over every position, prompt and image placeholders
   included: the fp32 logits held by the output through backward, the saved log-softmax, and the loss backward's
   two fp32 gradient buffers = 16 bytes x vocabulary ({vocab:,}) per position.
