@@ -39,7 +39,8 @@ class DeepSpeedSizes:
     """The DeepSpeed sizes the trainer leaves at their defaults (train/builders.py sets none of them)."""
 
     reduce_bucket_size: int = 500_000_000  # elements; ZeRO 1-3 allocate one bucket this size in bf16
-    allreduce_bucket_size: int = 500_000_000  # elements; ZeRO 0 flattens gradients in buckets of about this size
+    # Elements; ZeRO 0 flattens gradients in buckets of about this size (engine.MEMORY_OPT_ALLREDUCE_SIZE, fixed).
+    allreduce_bucket_size: int = 500_000_000
     prefetch_bucket_size: int = 50_000_000  # ZeRO-3 stage3_prefetch_bucket_size
     param_persistence_threshold: int = 100_000  # ZeRO-3: parameters this small are never partitioned
     sub_group_size: int = 1_000_000_000  # ZeRO-3: the fp32 gradient buffer covers one sub-group's partition

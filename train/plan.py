@@ -62,9 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="views per sample: 1 global + (views - 1) crops; the release uses 1 or 3-7 (7)")
     p.add_argument("--lora-rank", type=int, default=16)
     p.add_argument("--lora-experts", type=_on_off, default=True, help="adapters on the routed experts too (on)")
-    p.add_argument("--reduce-bucket-size", type=float, default=5e8, help="DeepSpeed elements (default 5e8)")
-    p.add_argument("--allgather-bucket-size", type=float, default=5e8,
-                   help="DeepSpeed elements (default 5e8; ZeRO 0's all-reduce bucket)")
+    p.add_argument("--reduce-bucket-size", type=float, default=5e8,
+                   help="DeepSpeed zero_optimization.reduce_bucket_size in elements (its default, 5e8)")
     p.add_argument("--reserve-gib", type=float, default=1.5,
                    help="kept free on every GPU for the CUDA context, NCCL and the allocator (1.5)")
     return p
@@ -214,9 +213,10 @@ ASSUMPTIONS = """\
 - logits/loss: the model computes `lm_head(hidden).float()` over every position, prompt and image placeholders
   included: the fp32 logits held by the output through backward, the saved log-softmax, and the loss backward's
   two fp32 gradient buffers = 16 bytes x vocabulary ({vocab:,}) per position.
-- buffers: ZeRO 0 flattens gradients for the all-reduce in buckets of ~{allreduce:.0e} elements; ZeRO 1-3 allocate
-  one bf16 reduce bucket of {reduce:.0e} elements however few parameters train; ZeRO-3 also holds the largest
-  module's gathered weights plus the prefetch bucket ({prefetch:.0e}).
+- buffers: ZeRO 0 flattens gradients for the all-reduce in buckets of ~{allreduce:.0e} elements (fixed in
+  DeepSpeed's engine); ZeRO 1-3 allocate one bf16 reduce bucket of {reduce:.0e} elements (`reduce_bucket_size`)
+  however few parameters train; ZeRO-3 also holds the largest module's gathered weights plus the prefetch bucket
+  ({prefetch:.0e}). `allgather_bucket_size` allocates nothing: NCCL gathers straight into the flat bf16 weights.
 - fits: yes when the peak is within 95% of the card less {reserve} GiB (CUDA context, NCCL, fragmentation); tight when
   within the card; no otherwise. Not counted: the CUDA context itself, data-loader pinned memory, ZeRO-3's start-up
   copy of the whole bf16 model through each GPU, padding-dependent masks."""
@@ -225,8 +225,7 @@ ASSUMPTIONS = """\
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg, source = load_config(args)
-    ds = DeepSpeedSizes(reduce_bucket_size=int(args.reduce_bucket_size),
-                        allreduce_bucket_size=int(args.allgather_bucket_size))
+    ds = DeepSpeedSizes(reduce_bucket_size=int(args.reduce_bucket_size))
     try:
         rows = setups(args)
     except ValueError as e:
