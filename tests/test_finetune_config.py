@@ -92,3 +92,19 @@ def test_lora_encoder_option_adds_the_encoder_never_the_vision_tokenizer():
 def test_lora_dropout_with_expert_adapters_is_refused():
     with pytest.raises(ValueError, match="lora.dropout=0.1 with lora.experts=true"):
         LoraSettings(dropout=0.1)
+
+
+# ------------------------------------------------------------------------------ init_from in every layout
+@pytest.mark.parametrize("layout", ["ocr2", "official", "hf"])
+def test_init_from_any_layout_gives_the_checkpoints_config_and_weights(tmp_path, layout):
+    from ocr2.layouts import write_layout
+    from train.init_model import build_start
+
+    torch.manual_seed(0)
+    cfg = OCR2Config.from_preset("tiny")  # the release's view geometry: every layout can hold it
+    source = OCR2Model(cfg)
+    write_layout(layout, cfg, source.state_dict(), tmp_path / layout)
+    start = build_start(_compose(["model=checkpoint", f"init_from={tmp_path / layout}"]))
+    assert start.config.decoder == cfg.decoder and start.config.vision == cfg.vision
+    key = "decoder.layers.1.mlp.experts.gate_proj"
+    assert torch.equal(start.model.state_dict()[key], source.state_dict()[key])
