@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ocr2 import OCR2Config, OCR2Model
-from train.trainer import _load_init
+from ocr2.weights import resolve_model_dir
+from train.init_model import _load_weights
 
 
 def test_init_from_a_run_directory_loads_its_latest_checkpoint_and_keeps_new_query_tables(tmp_path):
@@ -20,8 +21,9 @@ def test_init_from_a_run_directory_loads_its_latest_checkpoint_and_keeps_new_que
     torch.manual_seed(1)
     target = OCR2Model(cfg)
     fresh = target.encoder.flow_queries["512"].detach().clone()
-    _load_init(target, str(tmp_path / "run"), ["vision_tokenizer", "encoder", "projector", "view_separator",
-                                               "decoder", "lm_head"])
+    run = resolve_model_dir(tmp_path / "run")
+    _load_weights(target, OCR2Model.from_pretrained(run), run, ["vision_tokenizer", "encoder", "projector",
+                                                                "view_separator", "decoder", "lm_head"])
     assert torch.equal(target.decoder.state_dict()["embed_tokens.weight"], source.decoder.state_dict()["embed_tokens.weight"])
     assert torch.equal(target.encoder.flow_queries["1024"], source.encoder.flow_queries["1024"])
     assert torch.equal(target.encoder.flow_queries["512"], fresh)
