@@ -1,8 +1,11 @@
-"""`ocr2-eval` (Hydra): evaluate a checkpoint on a dataset, write predictions, metrics.json and summary.md."""
+"""`ocr2-eval` (Hydra): evaluate a checkpoint on a dataset, write predictions, metrics.json and summary.md.
+
+`data.path`: a dataset written by ocr2-data (its `data.split`, by default the split its builder wrote) or the
+official OmniDocBench release layout (`OmniDocBench.json` + `images/`, e.g. the full 1,355-page v1.5 release).
+Pages stream through, batched by view count; a rerun with the same `out_dir` resumes (eval/harness.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import hydra
@@ -10,15 +13,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from configs import CONFIG_DIR  # the yaml groups, shipped inside the package (configs/__init__.py)
+from eval.eval_summary import SUMMARY_COLUMNS, summary_markdown
 from eval.harness import evaluate, protocol
-from eval.pages import iter_pages
 from eval.report_table import render_markdown_table
+from eval.sources import open_source
 from ocr2.pipeline import OCRPipeline
 from ocr2.processing.reading import RELEASE_READING
 from ocr2.weights import resolve_model_dir
-
-SUMMARY_COLUMNS = ["pages", "page_ned", "text_edit", "reading_order_edit", "table_teds", "table_teds_s",
-                   "formula_edit", "repetition_rate"]
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -38,17 +39,16 @@ def reading_overrides(cfg: DictConfig) -> dict:
 def run(cfg: DictConfig) -> dict:
     check_config(cfg)
     model_dir = resolve_model_dir(cfg.checkpoint)
+    source = open_source(cfg.data.path, cfg.data.get("split"), cfg.data.get("limit"), cfg.data.get("images"))
+    if source.total == 0:
+        raise ValueError(f"{source.path} ({source.split or source.layout}): no pages to evaluate")
     pipe = OCRPipeline.from_pretrained(model_dir, device=cfg.device, batch_size=int(cfg.batch_size),
                                        **reading_overrides(cfg))
-    pages = list(iter_pages(cfg.data.path, cfg.data.split, cfg.data.limit))
-    if not pages:
-        raise ValueError(f"{cfg.data.path} ({cfg.data.split}): no pages to evaluate")
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(HydraConfig.get().runtime.output_dir)
-    report = evaluate(pipe, pages, out, info=protocol(pipe, str(model_dir), cfg.data.path, cfg.data.split))
-    table = render_markdown_table([report["summary"]], SUMMARY_COLUMNS)
-    (out / "summary.md").write_text(table + "\n\nProtocol:\n```json\n" + json.dumps(report["protocol"], indent=1)
-                                    + "\n```\n")
-    print(table)
+    info = protocol(pipe, str(model_dir), source.path, source.split, source.layout)
+    report = evaluate(pipe, source.pages, out, info=info, total=source.total)
+    (out / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
+    print(render_markdown_table([report["summary"]], SUMMARY_COLUMNS))
     print(f"ocr2-eval: predictions and metrics in {out}")
     return report
 

@@ -3,30 +3,47 @@
 Every score is stored with its protocol (prompt, view recipe, decoding settings, post-processing, metric version),
 because published OCR numbers are not reproducible without it: the same checkpoint scores differently with another
 prompt, another crop setting or another no-repeat rule.
+
+Pages stream through (eval/pages.py, eval/official_layout.py): batches of pages with the same view count
+(eval/batching.py) are read, and each page's prediction (`predictions/<stem>.md`, the OmniDocBench layout) and
+record (`pages.jsonl`: token-limit hit, tokens, error) are written as soon as its batch is done, then scored; only
+the per-page figures stay in memory. A rerun into the same folder resumes: pages with both a prediction and a
+record are scored from disk, not read again. A page that fails (undecodable image, a model error) is scored as
+an empty prediction and reported, and read again by the next run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Iterable
 
+from eval.batching import view_batches
 from eval.metrics import PROTOCOL as METRIC_PROTOCOL
-from eval.metrics import evaluate_pages, is_repetitive, normalized_edit_distance
+from eval.metrics import aggregate, is_repetitive, normalized_edit_distance, score_page
+from eval.metrics.omnidocbench_groups import attribute_labels, group_figures, split_groups
 from eval.pages import EvalPage
+from eval.progress import Progress
 from ocr2.pipeline import OCRPipeline
 
+RECORDS = "pages.jsonl"
+PAGE_KEYS = ("text_edit", "text_edit_official_index_bug", "formula_edit", "reading_order_edit", "table_teds",
+             "table_teds_s", "table_edit", "num_gt_text_blocks", "num_pred_blocks", "num_latex_tables_not_scored")
 
-def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str) -> dict:
+
+def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str | None, layout: str = "ocr2") -> dict:
     nr = pipe.no_repeat
     return {
-        "checkpoint": str(checkpoint), "dataset": str(dataset), "split": split,
+        "checkpoint": str(checkpoint), "dataset": str(dataset), "dataset_layout": layout, "split": split,
         "prompt": pipe.prompt, "views": pipe.recipe.name,
         "decoding": {"method": "greedy", "max_new_tokens": pipe.max_new_tokens,
                      "no_repeat_ngram": None if nr is None else {"n": nr.n, "window": nr.window,
                                                                  "whitelist": sorted(nr.whitelist)}},
+        "batching": {"batch_size": pipe.batch_size, "grouped_by": "view count (eval/batching.py)"},
         "post_processing": "ocr2.grounding.strip_grounding (ref/det spans removed, 3+ newlines collapsed)",
         "metrics": METRIC_PROTOCOL,
         "model": {"global_view_size": pipe.model.config.global_view_size, "crop_size": pipe.model.config.crop_size,
@@ -34,38 +51,153 @@ def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str) -> di
     }
 
 
-def score(pages: list[EvalPage], markdown: dict[str, str], hit_limit: dict[str, bool]) -> dict:
-    """OmniDocBench-style figures plus whole-page NED on the markdown and the repetition rate."""
-    omni = evaluate_pages(markdown, [p.gt_page for p in pages])
-    page_ned = {p.stem: normalized_edit_distance(markdown[p.stem], p.markdown) for p in pages}
-    rep = {p.stem: is_repetitive(markdown[p.stem], hit_limit[p.stem]) for p in pages}
-    summary = dict(omni["summary"])
-    summary.update(page_ned=statistics.fmean(page_ned.values()) if page_ned else None,
-                   repetition_rate=sum(rep.values()) / len(rep) if rep else None, pages=len(pages))
-    return {"summary": summary, "omnidocbench": {k: v for k, v in omni.items() if k != "pages"},
-            "pages": {s: dict(omni["pages"].get(s, {}), page_ned=page_ned[s], repetitive=rep[s]) for s in page_ned}}
+class _Store:
+    """predictions/<stem>.md and pages.jsonl under `out_dir` (nothing when out_dir is None)."""
+
+    def __init__(self, out_dir: Path | None):
+        self.dir = out_dir
+        self.records: dict[str, dict] = {}
+        if out_dir is None:
+            return
+        (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+        path = out_dir / RECORDS
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill mid-write: that page is read again
+                self.records[rec["stem"]] = rec
+
+    def _md(self, stem: str) -> Path:
+        return self.dir / "predictions" / f"{stem}.md"
+
+    def done(self, stem: str) -> str | None:
+        """The stored prediction of a page read without error by an earlier run, else None."""
+        if self.dir is None or stem not in self.records or self.records[stem].get("error"):
+            return None
+        path = self._md(stem)
+        if not path.is_file():
+            return None
+        text = path.read_text(encoding="utf-8")
+        return text[:-1] if text.endswith("\n") else text  # the newline save() adds
+
+    def save(self, stem: str, markdown: str, record: dict) -> None:
+        self.records[stem] = record
+        if self.dir is None:
+            return
+        if record.get("error") is None:
+            self._md(stem).write_text(markdown + "\n", encoding="utf-8")
+        with open(self.dir / RECORDS, "a", encoding="utf-8") as f:  # after the .md: a record means it is there
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
 
 
-def evaluate(pipe: OCRPipeline, pages: list[EvalPage], out_dir: Path | None = None, progress: bool = True,
-             info: dict | None = None) -> dict:
-    # Predictions are keyed by sample id (predictions/<id>.md, as OmniDocBench lays them out): two pages with one
-    # id would be scored against one prediction.
+def _views_of(pipe: OCRPipeline):
+    def count(page: EvalPage) -> int:
+        try:
+            return pipe.recipe.num_crops(page.size or page.image.size)
+        except Exception:  # noqa: BLE001 - an undecodable image: its error is reported when the batch reads it
+            return -1
+    return count
+
+
+def _read_batch(pipe: OCRPipeline, batch: list[EvalPage]) -> list[tuple[EvalPage, str, dict]]:
+    """(page, markdown, record) for each page of a batch; decode failures are the page's error."""
+    images, out = [], []
+    for page in batch:
+        try:
+            images.append((page, page.image))
+        except Exception as e:  # noqa: BLE001 - BadSample, missing file, ...: this page only
+            out.append((page, "", {"stem": page.stem, "error": str(e), "hit_token_limit": False}))
+    results = pipe.read_images([(p.stem, img) for p, img in images], progress=False) if images else []
+    for (page, _), r in zip(images, results):
+        out.append((page, r.markdown, {"stem": page.stem, "error": r.error, "hit_token_limit": r.hit_token_limit,
+                                       "generated_tokens": r.generated_tokens, "seconds": round(r.seconds, 4)}))
+    return out
+
+
+def _page_entry(page: EvalPage, markdown: str, record: dict) -> dict:
+    figures = score_page(markdown, page.gt_page, page.stem)
+    figures["page_ned"] = None if page.markdown is None else normalized_edit_distance(markdown, page.markdown)
+    figures["repetitive"] = is_repetitive(markdown, bool(record.get("hit_token_limit")))
+    figures["attributes"] = attribute_labels(page.attributes)
+    return figures
+
+
+def _check_unique(pages) -> None:
     repeated = sorted(stem for stem, n in Counter(p.stem for p in pages).items() if n > 1)
     if repeated:
         raise ValueError(f"{len(repeated)} sample id(s) occur more than once, e.g. {repeated[:5]}: give every page "
                          f"its own id (the dataset's `id` column)")
-    start = time.perf_counter()
-    results = pipe.read_images([(p.stem, p.image) for p in pages], progress=progress)
-    markdown = {r.source: r.markdown for r in results}
-    hit = {r.source: r.hit_token_limit for r in results}
-    report = score(pages, markdown, hit)
+
+
+def report_from(entries: dict[str, dict], records: dict[str, dict]) -> dict:
+    """metrics.json's scores from the per-page entries: summary, benchmark aggregates, page types, attributes."""
+    omni = aggregate(entries)
+    neds = [e["page_ned"] for e in entries.values() if e["page_ned"] is not None]
+    rep = {s: e["repetitive"] for s, e in entries.items()}
+    summary = dict(omni["summary"])
+    summary.update(page_ned=statistics.fmean(neds) if neds else None,
+                   repetition_rate=sum(rep.values()) / len(rep) if rep else None, pages=len(entries))
+    by_type, by_attribute = split_groups(group_figures(entries, {s: e["attributes"] for s, e in entries.items()},
+                                                       rep))
+    pages = {s: {k: e.get(k) for k in PAGE_KEYS} | {"teds": [t["teds"] for t in e["tables"]],
+                                                     "page_ned": e["page_ned"], "repetitive": e["repetitive"],
+                                                     "hit_token_limit": bool(records.get(s, {}).get("hit_token_limit")),
+                                                     "attributes": e["attributes"]}
+             for s, e in entries.items()}
+    return {"summary": summary, "omnidocbench": {k: v for k, v in omni.items() if k != "pages"},
+            "by_page_type": by_type, "by_attribute": by_attribute, "pages": pages}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def evaluate(pipe: OCRPipeline, pages: Iterable[EvalPage], out_dir: Path | None = None, progress: bool = True,
+             info: dict | None = None, total: int | None = None) -> dict:
+    """Read, write and score `pages` (any iterable; a list is checked for repeated ids up front, a stream as it
+    goes); with `out_dir`, resume from and write to it, and write metrics.json there at the end."""
+    if isinstance(pages, (list, tuple)):
+        _check_unique(pages)
+        total = len(pages) if total is None else total
+    out_dir = Path(out_dir) if out_dir is not None else None
+    store, bar = _Store(out_dir), Progress(total, progress)
+    entries: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    start, tokens = time.perf_counter(), 0
+
+    def to_read():
+        seen = set()
+        for page in pages:
+            if page.stem in seen:
+                raise ValueError(f"sample id {page.stem!r} occurs more than once: give every page its own id "
+                                 f"(the dataset's `id` column)")
+            seen.add(page.stem)
+            stored = store.done(page.stem)
+            if stored is None:
+                yield page
+            else:
+                entries[page.stem] = _page_entry(page, stored, store.records[page.stem])
+                bar.update(resumed=1)
+
+    for batch in view_batches(to_read(), _views_of(pipe), pipe.batch_size):
+        for page, markdown, record in _read_batch(pipe, batch):
+            store.save(page.stem, markdown, record)
+            tokens += record.get("generated_tokens", 0)
+            if record.get("error"):
+                errors[page.stem] = record["error"]
+            entries[page.stem] = _page_entry(page, markdown, record)
+        bar.update(read=len(batch))
+    bar.close()
+
+    report = report_from(entries, store.records)
     report["protocol"] = info or {}
-    report["timing"] = {"seconds": time.perf_counter() - start,
-                        "generated_tokens": sum(r.generated_tokens for r in results)}
+    report["run"] = {"pages_read": bar.read, "pages_resumed": bar.resumed, "errors": errors}
+    report["timing"] = {"seconds": time.perf_counter() - start, "generated_tokens": tokens}
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
-        for r in results:  # the OmniDocBench file layout: <image stem>.md
-            (out_dir / "predictions" / f"{r.source}.md").write_text(r.markdown + "\n")
-        (out_dir / "metrics.json").write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str))
+        _write_json(out_dir / "metrics.json", report)
     return report

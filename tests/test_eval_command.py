@@ -86,3 +86,28 @@ def test_bad_values_fail_before_a_model_loads(pages, tmp_path, override, message
     cfg.merge_with_dotlist([f"checkpoint={tmp_path / 'none'}", f"data.path={pages}", override])
     with pytest.raises(ValueError, match=message):
         check_config(cfg)
+
+
+def test_the_official_layout_is_evaluated_and_a_rerun_resumes(tmp_path):
+    from omnidocbench_layout import write_official_layout
+
+    write_official_layout(tmp_path / "OmniDocBench", 3)
+    save_with_tokenizer(OCR2Model(_micro()), ByteTokenizer(), tmp_path / "model")
+    out, args = tmp_path / "out", ("views=single", "prompt=free_ocr", "batch_size=2")
+    first = _ocr2_eval(tmp_path / "model", tmp_path / "OmniDocBench", out, *args)
+    proto = first["protocol"]
+    assert proto["dataset_layout"] == "omnidocbench" and proto["split"] is None
+    assert proto["dataset"].endswith("OmniDocBench.json") and proto["batching"]["batch_size"] == 2
+    assert first["run"]["pages_read"] == 3 and sorted(first["by_page_type"]) == ["book", "exam_paper",
+                                                                                 "research_report"]
+    assert all("repetition_rate" in row for row in first["by_page_type"].values())
+    summary = (out / "summary.md").read_text()
+    assert "Per page type" in summary and "Per page attribute" in summary and "Overall" in summary
+    again = _ocr2_eval(tmp_path / "model", tmp_path / "OmniDocBench", out, *args)
+    assert again["run"]["pages_read"] == 0 and again["run"]["pages_resumed"] == 3
+    assert again["summary"] == first["summary"]
+
+
+def test_the_split_defaults_to_the_one_the_builder_wrote(single_view_eval):
+    _, metrics = single_view_eval  # the fixture's dataset has only a validation split and no split was given
+    assert metrics["protocol"]["split"] == "validation" and metrics["protocol"]["dataset_layout"] == "ocr2"

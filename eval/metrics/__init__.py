@@ -8,6 +8,7 @@ official evaluator in docs/omnidocbench_agreement.md):
 - matching, truncation_merge: quick_match and the simple match
 - table_normalize, teds: table normalisation, TEDS / TEDS-S
 - omnidocbench_page, omnidocbench: one page's figures; the benchmark's aggregates and protocol
+- omnidocbench_groups: figures per page type and per page attribute (the leaderboard's breakdown)
 - time_limit: wall-clock limits on scoring steps
 - edit_distance: Levenshtein and normalised edit distance
 - fox: Fox-style page OCR precision / recall / F1 / edit distance
@@ -20,7 +21,8 @@ from .markdown_blocks import PredBlock, split_markdown
 from .matching import Match, quick_match, simple_match
 from .normalize import clean_string, inline_latex_to_unicode, latex_to_unicode, normalize_formula, normalize_text
 from .omnidocbench import (
-    CDM_UNAVAILABLE, PROTOCOL, evaluate_page, evaluate_pages, load_gt, load_predictions, overall_score,
+    CDM_UNAVAILABLE, PROTOCOL, aggregate, evaluate_page, evaluate_pages, load_gt, load_predictions, overall_score,
+    score_page,
 )
 from .omnidocbench_gt import IGNORED_TEXT_CATEGORIES, GTBlock, gt_blocks, gt_page_items, page_stem
 from .reading_order import reading_order_edit, sequence_order_edit
@@ -29,10 +31,11 @@ from .table_normalize import normalize_table_html
 from .teds import teds
 
 __all__ = [
-    "CDM_UNAVAILABLE", "GTBlock", "IGNORED_TEXT_CATEGORIES", "Match", "PROTOCOL", "PredBlock", "clean_string",
+    "CDM_UNAVAILABLE", "GTBlock", "IGNORED_TEXT_CATEGORIES", "Match", "PROTOCOL", "PredBlock", "aggregate",
+    "clean_string",
     "detect_loop", "edit_and_upper", "evaluate_page", "evaluate_pages", "fox_metrics", "fox_page_metrics",
     "fox_tokenize", "gt_blocks", "gt_page_items", "inline_latex_to_unicode", "is_repetitive", "latex_to_unicode",
     "levenshtein", "load_gt", "load_predictions", "normalize_formula", "normalize_table_html", "normalize_text",
     "normalized_edit_distance", "overall_score", "page_stem", "pairs_ratio", "quick_match", "repetition_rate",
-    "reading_order_edit", "sequence_order_edit", "simple_match", "split_markdown", "teds",
+    "reading_order_edit", "score_page", "sequence_order_edit", "simple_match", "split_markdown", "teds",
 ]

@@ -70,6 +70,16 @@ def load_gt(gt_json: str | Path | list[dict]) -> list[dict]:
     return data
 
 
+def score_page(pred_md: str, gt_page: dict, stem: str = "") -> dict:
+    """One page's figures (omnidocbench_page.evaluate_page) plus, labelled, the official index-bug text figure."""
+    try:
+        page = evaluate_page(pred_md, gt_page)
+        page["text_edit_official_index_bug"] = evaluate_page(pred_md, gt_page, "official")["text_edit"]
+    except Exception as e:  # noqa: BLE001 - malformed ground truth: name the page, not a bare KeyError
+        raise ValueError(f"page {stem}: cannot be scored ({type(e).__name__}: {e})") from e
+    return page
+
+
 def evaluate_pages(preds: dict[str, str], gt_json_path: str | Path | list[dict]) -> dict:
     """Score predicted markdown (keyed by image stem) against an OmniDocBench JSON; pages without a
     prediction are skipped and listed. Returns a summary, the benchmark-named breakdown and per-page entries."""
@@ -83,12 +93,13 @@ def evaluate_pages(preds: dict[str, str], gt_json_path: str | Path | list[dict])
         if stem not in preds:
             missing.append(stem)
             continue
-        try:
-            pages[stem] = evaluate_page(preds[stem], gt_page)
-            pages[stem]["text_edit_official_index_bug"] = evaluate_page(preds[stem], gt_page, "official")["text_edit"]
-        except Exception as e:  # noqa: BLE001 - malformed ground truth: name the page, not a bare KeyError
-            raise ValueError(f"page {stem}: cannot be scored ({type(e).__name__}: {e})") from e
+        pages[stem] = score_page(preds[stem], gt_page, stem)
+    return aggregate(pages, missing)
 
+
+def aggregate(pages: dict[str, dict], missing: list[str] | None = None) -> dict:
+    """The benchmark's aggregates over scored pages (score_page results, keyed by stem)."""
+    missing = list(missing or [])
     text_pairs = [p for r in pages.values() for p in r["text_pairs"]]
     formula_pairs = [p for r in pages.values() for p in r["formula_pairs"]]
     tables = [t for r in pages.values() for t in r["tables"]]
