@@ -50,12 +50,27 @@ class RotaryEmbedding(nn.Module):
         """Frequencies are not stored in checkpoints; recompute them after a meta-device build."""
         self.inv_freq = self._inv_freq(device)
 
+    def _apply(self, fn, recurse=True):
+        # `model.to(bf16)`, `.half()` and DeepSpeed's bf16 cast reach buffers through here. A bf16 inv_freq moves
+        # positions by radians at long range (and from_pretrained rebuilds it in fp32, so training and
+        # inference would disagree): follow the device, never the dtype.
+        super()._apply(fn, recurse)
+        if self.inv_freq.dtype != torch.float32 and not self.inv_freq.is_meta:
+            self.inv_freq = self._inv_freq(self.inv_freq.device)
+        return self
+
+    def _frequencies(self, device) -> torch.Tensor:
+        inv_freq = self.inv_freq
+        if inv_freq.dtype != torch.float32:  # cast behind _apply's back (e.g. `buf.data = buf.data.to(...)`)
+            inv_freq = self._inv_freq(inv_freq.device)
+        return inv_freq.to(device)
+
     @torch.no_grad()
     def forward(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """position_ids (B, L) or (L,) -> cos, sin of shape (B or 1, 1, L, head_dim)."""
+        """position_ids (B, L) or (L,) -> cos, sin of shape (B or 1, 1, L, head_dim), computed in fp32."""
         if position_ids.dim() == 1:
             position_ids = position_ids[None]
-        freqs = position_ids[..., None].float() * self.inv_freq.to(position_ids.device)
+        freqs = position_ids[..., None].float() * self._frequencies(position_ids.device)
         emb = torch.cat([freqs, freqs], dim=-1)[:, None]
         return emb.cos().to(dtype), emb.sin().to(dtype)
 
