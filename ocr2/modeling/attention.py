@@ -60,10 +60,16 @@ def _flash_module():
     return flash_attn
 
 
+FLASH_MIN_CAPABILITY = (8, 0)  # flash-attn 2 runs on Ampere (sm80) and newer
+
+
 def flash_available(device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> bool:
-    """flash-attn importable, and (when given) a CUDA device and a half-precision dtype it can run."""
-    if device is not None and torch.device(device).type != "cuda":
-        return False
+    """flash-attn importable, and (when given) a CUDA device of compute capability sm80+ and a half-precision
+    dtype it can run. (On a V100 / T4 flash-attn imports but its kernels refuse to launch.)"""
+    if device is not None:
+        device = torch.device(device)
+        if device.type != "cuda" or torch.cuda.get_device_capability(device) < FLASH_MIN_CAPABILITY:
+            return False
     if dtype is not None and dtype not in (torch.float16, torch.bfloat16):
         return False
     return _flash_module() is not None
@@ -140,7 +146,7 @@ def _flex(q, k, v, block_mask, scale: float) -> torch.Tensor:
 def _require_flash(q: torch.Tensor):
     if not flash_available(q.device, q.dtype):
         why = ("flash-attn is not installed" if _flash_module() is None
-               else f"flash-attn runs CUDA fp16/bf16 only, got {q.device.type} {q.dtype}")
+               else f"flash-attn runs CUDA sm80+ in fp16/bf16 only, got {q.device.type} {q.dtype}")
         raise RuntimeError(f"attention backend 'flash' is unavailable: {why}; use 'auto' to fall back")
     return _flash_module()
 
