@@ -47,14 +47,8 @@ def _name_wandb_run(cfg: DictConfig, hydra_cfg) -> None:
 def main() -> None:
     # The deepspeed launcher appends --local_rank=N unless given --no_local_rank; Hydra would reject it.
     sys.argv = [a for a in sys.argv if not a.startswith("--local_rank")]
-    os.environ.setdefault("DS_ACCELERATOR", "cpu" if not _cuda() else "cuda")
+    # The device (and DS_ACCELERATOR) is decided once, in train/dist.py via train/device.py, from trainer.device.
     _app()
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 if __name__ == "__main__":

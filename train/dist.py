@@ -35,8 +35,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def init_distributed(backend: str = "auto") -> DistInfo:
-    """Ranks come from RANK/WORLD_SIZE/LOCAL_RANK (torchrun, deepspeed) or SLURM_* when launched by srun."""
+def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
+    """Ranks come from RANK/WORLD_SIZE/LOCAL_RANK (torchrun, deepspeed) or SLURM_* when launched by srun; the device
+    from train/device.py (`device`: auto | cpu | cuda; DS_ACCELERATOR is set to match)."""
+    from train.device import decide_device
+
     rank = _env_int("RANK", "SLURM_PROCID", default=0)
     world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
     local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
@@ -45,19 +48,18 @@ def init_distributed(backend: str = "auto") -> DistInfo:
     if "MASTER_PORT" not in os.environ:
         # A lone process needs a store too; a free port lets several single-process runs (a sweep) coexist.
         os.environ["MASTER_PORT"] = str(_free_port()) if world == 1 else "29500"
-    if torch.cuda.is_available():
+    if decide_device(device) == "cuda":
         torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
+        where = torch.device("cuda", local)
     else:
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        device = torch.device("cpu")
+        where = torch.device("cpu")
     if backend == "auto":
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        backend = "nccl" if where.type == "cuda" else "gloo"
     if not tdist.is_initialized():
         import deepspeed
 
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
-    return DistInfo(rank, world, local, device)
+    return DistInfo(rank, world, local, where)
 
 
 def barrier() -> None:

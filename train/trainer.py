@@ -39,14 +39,18 @@ def _broadcast_run_dir(run_dir: str) -> Path:
     return Path(obj[0])
 
 
-def _zero_loss(model: torch.nn.Module) -> torch.Tensor:
-    """A loss whose gradient is exactly zero for every trainable parameter: a skipped micro-batch still runs
-    backward, so DeepSpeed's gradient hooks and accumulation counters stay in step on every rank."""
-    return sum((p.sum() * 0.0 for p in model.parameters() if p.requires_grad), torch.zeros(()))
+def _zero_loss(loss: torch.Tensor) -> torch.Tensor:
+    """A loss whose gradient is zero for every parameter, through the micro-batch's own graph: a skipped
+    micro-batch still runs backward, so DeepSpeed's gradient hooks, ZeRO-3's parameter fetches and the accumulation
+    counters stay in step on every rank. (Summing the parameters instead fails under ZeRO-3, which has already
+    released them to empty placeholders.) nan_to_num makes the value 0, not NaN; the gradients that reach the
+    weights may still hold NaN where the forward did, which is harmless: the optimizer step of a step with a
+    non-finite micro-batch is skipped on every rank and the gradients are then zeroed."""
+    return torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0
 
 
 def train(cfg: DictConfig) -> dict:
-    info: DistInfo = init_distributed(cfg.trainer.backend)
+    info: DistInfo = init_distributed(cfg.trainer.backend, str(cfg.trainer.get("device", "auto")))
     run_dir = _broadcast_run_dir(str(cfg.run_dir))
     torch.manual_seed(int(cfg.seed))
     dtype = resolve_precision(cfg.trainer.precision, info.device)
@@ -132,7 +136,7 @@ def train(cfg: DictConfig) -> dict:
             if step + 1 in poisoned:
                 out.loss = out.loss * float("nan")
             finite = all_true(bool(torch.isfinite(out.loss).item()))
-            loss = out.loss if finite else _zero_loss(engine.module)
+            loss = out.loss if finite else _zero_loss(out.loss)
             bad |= not finite
             losses.append(out.lm_loss.item() if finite else float("nan"))
             if out.aux_loss is not None and finite:
