@@ -26,3 +26,33 @@ def test_processor_sets_banned_logits_to_minus_infinity_per_row():
     logits = torch.zeros(2, 10)
     out = rule(torch.tensor([[3, 4, 3], [1, 2, 5]]), logits)
     assert out[0, 4] == float("-inf") and torch.isfinite(out[1]).all()
+
+
+class _ListSpy(torch.Tensor):
+    """Records the shape of every tensor converted to Python lists (slices of a spy are spies)."""
+    converted: list = []
+
+    def tolist(self):
+        _ListSpy.converted.append(tuple(self.shape))
+        return super().tolist()
+
+
+def test_processor_reads_only_the_window_of_a_long_history():
+    rule = NoRepeatNGram(ngram_size=4, window=12, whitelist=())
+    generated = torch.randint(0, 5, (3, 4096), generator=torch.Generator().manual_seed(0)).as_subclass(_ListSpy)
+    _ListSpy.converted.clear()
+    rule(generated, torch.zeros(3, 8))
+    assert _ListSpy.converted == [(3, 12)]
+
+
+def test_processor_bans_what_the_whole_history_rule_bans():
+    g = torch.Generator().manual_seed(1)
+    for n, window in ((3, 8), (4, 3), (2, 90), (5, 5)):
+        rule = NoRepeatNGram(ngram_size=n, window=window, whitelist=(2,))
+        generated = torch.randint(0, 4, (4, 120), generator=g)  # a small alphabet: many repeats
+        for t in range(generated.shape[1] + 1):
+            out = rule(generated[:, :t], torch.zeros(4, 4))
+            expected = torch.zeros(4, 4)
+            for row, tokens in enumerate(generated[:, :t].tolist()):
+                expected[row, list(rule.banned(tokens))] = float("-inf")
+            assert torch.equal(out, expected), (n, window, t)
