@@ -26,7 +26,8 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
                   use_cache: bool = True, logits_processor: LogitsProcessor | None = None,
                   inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
     """New token ids (B, T), EOS included; rows that stopped early are padded. Give `input_ids` (+ views) or
-    ready `inputs_embeds` (B, L, hidden)."""
+    ready `inputs_embeds` (B, L, hidden). T <= max_new_tokens, and prompt + T <= the decoder's
+    `max_position_embeddings` (generation stops at the model's last position)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of input_ids and inputs_embeds")
     b, length = (input_ids.shape if inputs_embeds is None else inputs_embeds.shape[:2])
@@ -37,7 +38,14 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
     padded = not bool(mask.all())
     prompt = inputs_embeds if inputs_embeds is not None else model.embed_inputs(input_ids, global_views, crops,
                                                                                num_crops)
-    cache = KVCache(len(model.decoder.layers), headroom=min(max_new_tokens, 1024)) if use_cache else None
+    # Prompt and generated tokens together never exceed the model's positions.
+    positions_left = model.config.decoder.max_position_embeddings - length
+    if positions_left < 1:
+        raise ValueError(f"the prompt holds {length} positions, the decoder has "
+                         f"{model.config.decoder.max_position_embeddings}: no room to generate")
+    max_new_tokens = min(max_new_tokens, positions_left)
+    # The cache holds what is fed: the prompt, then every new token but the last, allocated once.
+    cache = KVCache(len(model.decoder.layers), capacity=length + max_new_tokens - 1) if use_cache else None
     pad = model.config.pad_token_id
     finished = torch.zeros(b, dtype=torch.bool, device=device)
     generated = torch.full((b, max_new_tokens), pad, dtype=torch.long, device=device)

@@ -21,15 +21,16 @@ class KVCache:
     """Per-layer keys/values in preallocated buffers, plus the key padding mask.
 
     Each layer's buffer (B, H, capacity, D) is written in place and `update` returns views of the filled part, so
-    a decoding step copies only the new token's k/v instead of the whole history (`torch.cat`). The first update
-    reserves `headroom` extra positions (e.g. the number of tokens about to be generated); when full, a buffer
-    doubles."""
+    a decoding step copies only the new token's k/v instead of the whole history (`torch.cat`). `capacity` is the
+    most positions the cache will hold (greedy decoding: prompt + max_new_tokens - 1, since the last token is
+    never fed back): the first update allocates exactly that, once. Without one (or past it) a buffer grows to
+    what is needed, doubling, which copies the history: callers that know their length should give it."""
 
-    def __init__(self, num_layers: int, headroom: int = 0):
+    def __init__(self, num_layers: int, capacity: int | None = None):
         self.keys: list[torch.Tensor | None] = [None] * num_layers  # buffers; filled part is [:, :, :lengths[i]]
         self.values: list[torch.Tensor | None] = [None] * num_layers
         self.lengths = [0] * num_layers
-        self.headroom = headroom
+        self.capacity = capacity
         self.key_mask: torch.Tensor | None = None  # (B, L) bool, None when nothing is padded
 
     def __len__(self) -> int:
@@ -40,9 +41,12 @@ class KVCache:
         end = start + k.shape[2]
         buf_k, buf_v = self.keys[layer], self.values[layer]
         if buf_k is None or end > buf_k.shape[2]:
-            capacity = end + self.headroom if buf_k is None else max(end, 2 * buf_k.shape[2])
-            new_k = k.new_empty(*k.shape[:2], capacity, k.shape[3])
-            new_v = v.new_empty(*v.shape[:2], capacity, v.shape[3])
+            if buf_k is None:
+                size = max(end, self.capacity or 0)
+            else:
+                size = max(end, 2 * buf_k.shape[2])
+            new_k = k.new_empty(*k.shape[:2], size, k.shape[3])
+            new_v = v.new_empty(*v.shape[:2], size, v.shape[3])
             if start:
                 new_k[:, :, :start] = buf_k[:, :, :start]
                 new_v[:, :, :start] = buf_v[:, :, :start]
