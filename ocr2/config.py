@@ -59,6 +59,10 @@ class EncoderConfig:
     rope_theta: float = 1_000_000.0
     # Name of a MaskSpec in ocr2.modeling.masks (the reading-order ablation axis).
     mask: str = "causal_flow"
+    # The position axis beside the mask (ocr2/modeling/positions.py); the defaults are the release's.
+    visual_positions: str = "raster"  # raster (1-D) | 2d (row/column RoPE)
+    query_positions: str = "sequential"  # sequential (n..2n-1) | shared (one position) | 2d (rows after the grid)
+    shuffle_visual: bool = False  # training only: each sample's visual tokens in a random sequence order
     # Number of flow queries relative to the number of visual tokens of a view (paper: equal, 1.0).
     query_ratio: float = 1.0
     # View sizes (pixels) that own a learnable flow-query table; all crops of a size share one table.
@@ -184,7 +188,8 @@ class OCR2Config:
         missing = [k for k in _DEFAULTS.to_dict() if k not in data]
         for name in ("vision", "encoder", "decoder"):
             if isinstance(data.get(name), dict):
-                missing += [f"{name}.{k}" for k in _DEFAULTS.to_dict()[name] if k not in data[name]]
+                missing += [f"{name}.{k}" for k in _DEFAULTS.to_dict()[name]
+                            if k not in data[name] and f"{name}.{k}" not in ADDED_LATER]
         if missing:
             raise ValueError(f"{path}: not a complete ocr2 config: missing {missing}")
         try:
@@ -250,3 +255,7 @@ def _check_type(name: str, value: Any, default: Any) -> None:
 
 
 _DEFAULTS = OCR2Config()
+
+# Fields added after checkpoints were already written, whose default is what those checkpoints did: a config.json
+# without them is complete (they take the default).
+ADDED_LATER = frozenset({"encoder.visual_positions", "encoder.query_positions", "encoder.shuffle_visual"})

@@ -33,6 +33,10 @@ def _geometry(cfg: OCR2Config) -> list[str]:
         out.append(f"views {cfg.global_view_size}² global / {cfg.crop_size}² crops (the release: 1024² / 768²)")
     if cfg.encoder.mask != "causal_flow":
         out.append(f"encoder.mask={cfg.encoder.mask!r} (the release: 'causal_flow')")
+    positions = (cfg.encoder.visual_positions, cfg.encoder.query_positions)
+    if positions != ("raster", "sequential"):
+        out.append(f"encoder positions visual={positions[0]!r} / queries={positions[1]!r} (the release: 'raster' / "
+                   f"'sequential')")
     if tuple(sorted(cfg.encoder.query_view_sizes)) != (768, 1024):
         out.append(f"encoder.query_view_sizes={tuple(cfg.encoder.query_view_sizes)} (the release: (768, 1024))")
     counts = {s: cfg.num_queries(s) for s in _PORT_VIEWS}
@@ -59,7 +63,8 @@ def layout_problems(cfg: OCR2Config, layout: str) -> tuple[list[str], list[str]]
     for name in ("vision", "encoder"):
         ours, theirs = getattr(cfg, name), getattr(official, name)
         differ = [f.name for f in dataclasses.fields(theirs)
-                  if f.name not in ("mask", "query_view_sizes", "query_ratio", "residual", "hc_streams")
+                  if f.name not in ("mask", "query_view_sizes", "query_ratio", "residual", "hc_streams",
+                                    "visual_positions", "query_positions", "shuffle_visual")  # shuffle: training only
                   and getattr(ours, f.name) != getattr(theirs, f.name)]
         if differ:
             warnings.append(f"{name} sizes differ from the release's in {differ}: the release's code and vLLM "

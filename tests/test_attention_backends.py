@@ -45,9 +45,10 @@ def _dtype_tol(backend: str) -> tuple[torch.dtype, float]:
     return (torch.bfloat16, BF16_TOL) if backend == "flash" else (torch.float32, TOL)
 
 
-def _encoder(backend: str, mask: str, device: str, dtype: torch.dtype) -> DeepEncoderV2:
+def _encoder(backend: str, mask: str, device: str, dtype: torch.dtype, positions: dict | None = None) -> DeepEncoderV2:
     torch.manual_seed(0)
-    cfg = EncoderConfig(hidden_size=48, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=96, mask=mask)
+    cfg = EncoderConfig(hidden_size=48, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=96, mask=mask,
+                        **(positions or {}))
     enc = DeepEncoderV2(cfg, {768: 9, 1024: 16}, backend)
     with torch.no_grad():
         for p in enc.parameters():
@@ -55,8 +56,10 @@ def _encoder(backend: str, mask: str, device: str, dtype: torch.dtype) -> DeepEn
     return enc.to(device=device, dtype=dtype)
 
 
-def _run_encoder(backend: str, mask: str, device: str, dtype: torch.dtype, grads: bool):
-    enc = _encoder(backend, mask, device, dtype)
+def _run_encoder(backend: str, mask: str, device: str, dtype: torch.dtype, grads: bool, positions: dict | None = None):
+    # A module is built in training mode, so `shuffle_visual` shuffles here; both runs draw the same order (the
+    # global RNG is seeded in _encoder and nothing else draws from it before the forward).
+    enc = _encoder(backend, mask, device, dtype, positions)
     x = torch.randn(2, 16, 48, generator=torch.Generator().manual_seed(1)).to(device=device, dtype=dtype)
     if not grads:
         with torch.no_grad():
@@ -97,6 +100,41 @@ def test_encoder_gradients_match_eager(backend, mask, device):
     dtype, tol = _dtype_tol(backend)
     _, ref_x, ref_p = _run_encoder("eager", mask, device, torch.float32, True)
     _, got_x, got_p = _run_encoder(backend, mask, device, dtype, True)
+    assert (got_x - ref_x).abs().max().item() <= tol
+    assert _worst(got_p, ref_p) <= tol
+
+
+# The position axis (ocr2/modeling/positions.py): every non-default scheme and the train-time shuffle, under every
+# mask and backend. Positions change only q and k (and the shuffle the input order), so the kernels must agree.
+POSITIONS = {
+    "visual_2d": {"visual_positions": "2d"},
+    "queries_shared": {"query_positions": "shared"},
+    "all_2d": {"visual_positions": "2d", "query_positions": "2d"},
+    "shuffle_visual": {"shuffle_visual": True},
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("positions", POSITIONS)
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_encoder_positions_output_matches_eager(backend, mask, positions, device):
+    _skip_unless_runnable(backend, device, grads=False)
+    dtype, tol = _dtype_tol(backend)
+    ref, _, _ = _run_encoder("eager", mask, device, torch.float32, False, POSITIONS[positions])
+    got, _, _ = _run_encoder(backend, mask, device, dtype, False, POSITIONS[positions])
+    assert (got - ref).abs().max().item() <= tol
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("positions", POSITIONS)
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_encoder_positions_gradients_match_eager(backend, mask, positions, device):
+    _skip_unless_runnable(backend, device, grads=True)
+    dtype, tol = _dtype_tol(backend)
+    _, ref_x, ref_p = _run_encoder("eager", mask, device, torch.float32, True, POSITIONS[positions])
+    _, got_x, got_p = _run_encoder(backend, mask, device, dtype, True, POSITIONS[positions])
     assert (got_x - ref_x).abs().max().item() <= tol
     assert _worst(got_p, ref_p) <= tol
 

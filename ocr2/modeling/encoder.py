@@ -1,6 +1,7 @@
 """DeepEncoder V2: a Qwen2 stack used as a vision encoder with learnable causal-flow queries (paper §3.2.2).
 
-Per view: x = [visual tokens (raster order) ; flow queries], positions 0..L-1, 1-D RoPE (theta 1e6), attention
+Per view: x = [visual tokens (raster order) ; flow queries], positions 0..L-1, 1-D RoPE (theta 1e6; other position
+schemes and a train-time shuffle of the visual order: ocr2/modeling/positions.py), attention
 under a `MaskSpec`, final RMSNorm, then only the outputs the spec keeps (officially: the queries, a re-ordered
 1-D sequence) go on. One query table per view size (768 crops: 144, 1024 global: 256), shared by every view
 of that size ("All local views share a unified set of 144 query embeddings", paper §3.2.3).
@@ -17,6 +18,7 @@ from ocr2.config import EncoderConfig
 from ocr2.modeling.attention import encoder_attention, encoder_mask, resolve_backend
 from ocr2.modeling.masks import get_mask_spec
 from ocr2.modeling.mhc import expand_streams, reduce_streams
+from ocr2.modeling.positions import check_schemes, encoder_rope, random_raster_order
 from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock
 
 
@@ -26,6 +28,7 @@ class DeepEncoderV2(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.spec = get_mask_spec(cfg.mask)
+        check_schemes(cfg.visual_positions, cfg.query_positions)
         self.attn_implementation = attn_implementation
         h = cfg.hidden_size
         self.layers = nn.ModuleList(
@@ -54,12 +57,16 @@ class DeepEncoderV2(nn.Module):
 
         `attend(q, k, v, n_visual)` replaces the configured attention (hooks that record the reading path)."""
         b, n_visual, _ = visual.shape
+        order = None
+        if self.training and self.cfg.shuffle_visual:  # ocr2/modeling/positions.py: train-time only
+            order = random_raster_order(b, n_visual, visual.device)
+            visual = visual.gather(1, order[..., None].expand_as(visual))
         x = visual
         if self.spec.use_queries:
             queries = self.queries_for(view_size).to(visual.dtype)
             x = torch.cat([visual, queries.unsqueeze(0).expand(b, -1, -1)], dim=1)
-        positions = torch.arange(x.shape[1], device=x.device)
-        cos, sin = self.rotary(positions, x.dtype)
+        cos, sin = encoder_rope(self.rotary, n_visual, x.shape[1] - n_visual, self.cfg.visual_positions,
+                                self.cfg.query_positions, x.dtype, x.device)
         if attend is None:
             # The mask's backend form is built once here and shared by every layer (it depends only on the
             # spec, n_visual and the length).
@@ -78,4 +85,9 @@ class DeepEncoderV2(nn.Module):
         if self.cfg.residual != "residual":
             x = reduce_streams(x)
         x = self.norm(x)
-        return x[:, n_visual:] if self.spec.keep == "queries" else x[:, :n_visual]
+        if self.spec.keep == "queries":
+            return x[:, n_visual:]
+        kept = x[:, :n_visual]
+        if order is not None:  # back to raster order: the shuffle is the encoder's, not the decoder's
+            kept = torch.empty_like(kept).scatter_(1, order[..., None].expand_as(kept), kept)
+        return kept
