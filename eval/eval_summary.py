@@ -26,7 +26,10 @@ def summary_markdown(report: dict) -> str:
         parts.append("Per page attribute (language, layout, special issues):\n\n" + _groups(report["by_attribute"]))
     note = report.get("omnidocbench", {}).get("overall_reason")
     if report["summary"].get("overall") is None and note:
-        parts.append(f"Not computed: {note}")
+        parts.append(f"Overall not reported. {note}")
+    elif report["summary"].get("overall") is not None:
+        parts.append(f"CDM (official metrics/cdm, {report.get('cdm', {}).get('pairs')} formula pairs) and Overall "
+                     f"= ((1 - text_edit) x 100 + TEDS x 100 + CDM x 100) / 3 computed.")
     run = report.get("run") or {}
     if run.get("errors"):
         parts.append(f"{len(run['errors'])} page(s) failed and were scored as empty predictions "

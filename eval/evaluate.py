@@ -46,7 +46,8 @@ def run(cfg: DictConfig) -> dict:
                                        **reading_overrides(cfg))
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(HydraConfig.get().runtime.output_dir)
     info = protocol(pipe, str(model_dir), source.path, source.split, source.layout)
-    report = evaluate(pipe, source.pages, out, info=info, total=source.total)
+    cdm = {k: cfg.cdm.get(k) for k in ("odb", "python", "workers")} if cfg.get("cdm") else None
+    report = evaluate(pipe, source.pages, out, info=info, total=source.total, cdm=cdm)
     (out / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
     print(render_markdown_table([report["summary"]], SUMMARY_COLUMNS))
     print(f"ocr2-eval: predictions and metrics in {out}")

@@ -24,7 +24,9 @@ from typing import Iterable
 
 from eval.batching import view_batches
 from eval.metrics import PROTOCOL as METRIC_PROTOCOL
-from eval.metrics import aggregate, is_repetitive, normalized_edit_distance, score_page
+from eval.metrics import aggregate, is_repetitive, normalized_edit_distance, overall_score, score_page
+from eval.metrics.cdm import formula_cdm
+from eval.metrics.cdm_tools import cdm_status
 from eval.metrics.omnidocbench_groups import attribute_labels, group_figures, split_groups
 from eval.pages import EvalPage
 from eval.progress import Progress
@@ -151,6 +153,30 @@ def report_from(entries: dict[str, dict], records: dict[str, dict]) -> dict:
             "by_page_type": by_type, "by_attribute": by_attribute, "pages": pages}
 
 
+def add_cdm(report: dict, entries: dict[str, dict], cdm: dict | None, workdir: Path | None,
+            progress: bool = True) -> None:
+    """CDM and Overall into the report when the tools are there (cdm: {"odb", "python", "workers"}); else a
+    plain statement of what is missing, in `report["cdm"]` and as the reason Overall is absent."""
+    cdm = dict(cdm or {})
+    status = cdm_status(cdm.get("odb"), cdm.get("python"))
+    pairs = [tuple(p) for e in entries.values() for p in e.get("formula_latex", [])]
+    report["cdm"] = {**status, "pairs": len(pairs), "CDM": None}
+    if status["available"] and pairs:
+        result = formula_cdm(pairs, cdm["odb"], cdm["python"], (workdir or Path(".")) / "cdm",
+                             int(cdm.get("workers") or 4), progress)
+        report["cdm"]["CDM"] = result["CDM"]
+        summary = report["summary"]
+        summary["formula_cdm"] = result["CDM"]
+        summary["overall"] = overall_score(summary["text_edit"], summary["table_teds"], result["CDM"])
+        report["omnidocbench"]["display_formula"].update(CDM=result["CDM"], CDM_reason=None)
+        report["omnidocbench"]["overall_reason"] = None
+    else:
+        reason = status["reason"] if not status["available"] else "CDM not computed: no display-formula pairs"
+        report["cdm"]["reason"] = reason
+        report["omnidocbench"]["display_formula"]["CDM_reason"] = reason
+        report["omnidocbench"]["overall_reason"] = reason
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
@@ -158,9 +184,11 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def evaluate(pipe: OCRPipeline, pages: Iterable[EvalPage], out_dir: Path | None = None, progress: bool = True,
-             info: dict | None = None, total: int | None = None) -> dict:
+             info: dict | None = None, total: int | None = None, cdm: dict | None = None) -> dict:
     """Read, write and score `pages` (any iterable; a list is checked for repeated ids up front, a stream as it
-    goes); with `out_dir`, resume from and write to it, and write metrics.json there at the end."""
+    goes); with `out_dir`, resume from and write to it, and write metrics.json there at the end. `cdm`: where
+    the official CDM is ({"odb", "python", "workers"}; eval/metrics/cdm.py) - without it, or without its
+    tools, CDM and Overall are not computed and metrics.json says why."""
     if isinstance(pages, (list, tuple)):
         _check_unique(pages)
         total = len(pages) if total is None else total
@@ -195,6 +223,7 @@ def evaluate(pipe: OCRPipeline, pages: Iterable[EvalPage], out_dir: Path | None 
     bar.close()
 
     report = report_from(entries, store.records)
+    add_cdm(report, entries, cdm, out_dir, progress)
     report["protocol"] = info or {}
     report["run"] = {"pages_read": bar.read, "pages_resumed": bar.resumed, "errors": errors}
     report["timing"] = {"seconds": time.perf_counter() - start, "generated_tokens": tokens}

@@ -8,8 +8,9 @@ Each page is scored by omnidocbench_page.py; here the figures are aggregated as 
 
 Text is computed the faithful way; `text_block.ALL_page_avg_official_index_bug` is, clearly labelled, what the
 official code prints because of an index bug (see omnidocbench_page.py and docs/omnidocbench_agreement.md).
-The formula metric of the leaderboard, CDM, renders both formulas with LaTeX; it is not computed here, so the
-Overall score is not reported (CDM_UNAVAILABLE says why).
+The formula metric of the leaderboard, CDM, renders both formulas with LaTeX; it is not computed here (ocr2-eval
+adds it with the official CDM where the tools are installed: eval/metrics/cdm.py), so the Overall score is not
+reported by evaluate_pages (CDM_UNAVAILABLE says why).
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ PROTOCOL = {
     "text_normalisation": "inline LaTeX with \\ ^ _ -> unicode (pylatexenc), then clean_string",
     "formula_normalisation": "normalized_formula (delimiters, tags, environments, font/spacing commands, spaces)",
     "table_metric": "TEDS / TEDS-S and edit distance on the benchmark's normalised HTML (apted)",
-    "formula_metric": "edit distance on normalised LaTeX (CDM not computed)",
+    "formula_metric": "edit distance on normalised LaTeX; CDM by the official metrics/cdm where its tools are "
+                      "installed (metrics.json `cdm` says whether it was)",
     "aggregate": "ALL_page_avg (mean over pages of sum(edit)/sum(upper_len))",
     "text_index_view": "faithful (the official index bug is reported apart, labelled)",
     "agreement": "docs/omnidocbench_agreement.md",
 }
 CDM_UNAVAILABLE = (
-    "CDM (render-and-match formula score) needs pdflatex, ImageMagick and Node.js and is not implemented; "
-    "Overall = ((1 - TextEdit) * 100 + TEDS + FormulaCDM) / 3 needs it, so Overall is not reported."
+    "CDM (render-and-match formula score) is computed only by ocr2-eval, with the official CDM and its tools "
+    "(XeLaTeX, ImageMagick 7, Node.js; eval/metrics/cdm_tools.py); without it Overall = ((1 - TextEdit) * 100 + "
+    "TEDS + FormulaCDM) / 3 is not reported."
 )
 
 

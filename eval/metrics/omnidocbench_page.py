@@ -111,6 +111,15 @@ def _pair_category(m: Match, gt: _Items) -> str:
     return Counter(scored or cats).most_common(1)[0][0]
 
 
+def _joined(indices, raw: list[str]) -> str:
+    """The LaTeX of a pair's side as the benchmark hands it to CDM: one item as it is, several stacked in an
+    array (each `$`-stripped and braced)."""
+    if len(indices) <= 1:
+        return "".join(raw[i] for i in indices)
+    rows = " \\\\ ".join("{" + raw[i].strip("$").strip("\n") + "}" for i in indices)
+    return "\\begin{array}{l} " + rows + " \\end{array}"
+
+
 def _formula_gt_as_text(m: Match, gt: _Items) -> tuple[str, str]:
     """(norm, raw) of a GT display formula the prediction wrote as text: rendered to unicode, then cleaned.
     Several GT formulas in one pair are stacked in an array first, as the benchmark does."""
@@ -157,7 +166,7 @@ def evaluate_page(pred_md: str, gt_page: dict, index_view: str = "faithful") -> 
     pred = _views(pred_items, [_norm_pred(p) for p in pred_items], lambda p: p.category, lambda p: p.position,
                   index_view, shifted_category=True)
 
-    text_pairs, formula_pairs, order_pairs = [], [], []
+    text_pairs, formula_pairs, order_pairs, formula_latex = [], [], [], []
     for m in _match_mix(gt, pred):
         category = _pair_category(m, gt)
         norm_pred = "".join(pred.norm[j] for j in m.pred)
@@ -167,6 +176,7 @@ def evaluate_page(pred_md: str, gt_page: dict, index_view: str = "faithful") -> 
             order_pairs.append(([gt.position[g] for g in m.gt], pred.position[m.pred[0]] if m.pred else ""))
         elif category == "equation_isolated" and pred_category in FORMULA_PRED_CATEGORIES:
             formula_pairs.append(edit_and_upper(norm_pred, "".join(gt.norm[g] for g in m.gt)))
+            formula_latex.append((_joined(m.gt, gt.raw), _joined(m.pred, pred.raw)))
         elif category == "equation_isolated":  # written as text: scored as text (hybrid matching)
             norm_gt, raw_gt = _formula_gt_as_text(m, gt)
             text_pairs.append(edit_and_upper(norm_pred, norm_gt or raw_gt))
@@ -177,6 +187,7 @@ def evaluate_page(pred_md: str, gt_page: dict, index_view: str = "faithful") -> 
         "text_edit": pairs_ratio(text_pairs), "text_pairs": text_pairs,
         "reading_order_edit": reading_order_edit(order_pairs),
         "formula_edit": pairs_ratio(formula_pairs), "formula_pairs": formula_pairs,
+        "formula_latex": formula_latex,  # (GT, prediction) LaTeX of each formula pair, as CDM renders them
         "tables": tables, "table_edit": pairs_ratio(table_pairs),
         "table_teds": sum(t["teds"] for t in tables) / len(tables) if tables else None,
         "table_teds_s": sum(t["teds_s"] for t in tables) / len(tables) if tables else None,
