@@ -15,20 +15,19 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ocr2.config import OCR2Config
-from ocr2.tokens import IGNORE_INDEX
 from ocr2.modeling.decoder import KVCache, MoEDecoder, positions_from_mask
 from ocr2.modeling.encoder import DeepEncoderV2
+from ocr2.modeling.lm_loss import label_loss
 from ocr2.modeling.vision_tokenizer import VisionTokenizer
 
 
 
 @dataclass
 class OCR2Output:
-    logits: torch.Tensor
+    logits: torch.Tensor | None = None  # None when the forward was given labels (see OCR2Model.forward)
     loss: torch.Tensor | None = None  # lm_loss + aux_loss
     lm_loss: torch.Tensor | None = None
     aux_loss: torch.Tensor | None = None
@@ -117,8 +116,10 @@ class OCR2Model(nn.Module):
                 labels: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, cache: KVCache | None = None,
                 logits_to_keep: int = 0, sequence_ids: torch.Tensor | None = None) -> OCR2Output:
-        """Next-token logits; with `labels` (same shape as input_ids, IGNORE_INDEX where no loss) the mean
-        next-token cross-entropy over answer tokens plus the MoE balance loss (training only).
+        """Next-token logits (B, L or logits_to_keep, V) in fp32. With `labels` (same shape as input_ids,
+        IGNORE_INDEX where no loss) instead: the mean next-token cross-entropy over the labelled tokens plus the
+        MoE balance loss (training only), and `logits` is None — the head runs only on labelled positions, chunk
+        by chunk, and no logits are kept (ocr2.modeling.lm_loss). Call without labels for logits.
 
         Packed rows (stage-1 sequence packing): `sequence_ids` (B, L) gives each token's sample index within
         its row and `position_ids` restart at 0 per sample; attention never crosses samples."""
@@ -128,15 +129,15 @@ class OCR2Model(nn.Module):
             position_ids = positions_from_mask(attention_mask, inputs_embeds.shape[1], past=len(cache) if cache
                                                else 0, device=inputs_embeds.device)
         hidden = self.decoder(inputs_embeds, position_ids, attention_mask, cache, sequence_ids)
+        out = OCR2Output(cache=cache, aux_loss=self.decoder.aux_loss() if self.training else None)
+        if labels is not None:
+            # Head and loss over the labelled positions only, chunked; no logits are materialised.
+            out.lm_loss = label_loss(self.lm_head, hidden, labels)
+            out.loss = out.lm_loss + out.aux_loss if out.aux_loss is not None else out.lm_loss
+            return out
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden).float()
-        out = OCR2Output(logits=logits, cache=cache, aux_loss=self.decoder.aux_loss() if self.training else None)
-        if labels is not None:
-            shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1])
-            shift_labels = labels[:, 1:].reshape(-1).to(logits.device)
-            out.lm_loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX)
-            out.loss = out.lm_loss + out.aux_loss if out.aux_loss is not None else out.lm_loss
+        out.logits = self.lm_head(hidden).float()
         return out
 
     # ------------------------------------------------------------------ generation
