@@ -81,14 +81,26 @@ def build_reading(cfg: DictConfig, model_cfg: OCR2Config) -> ReadingRecipe:
     return ReadingRecipe(views=stage_views(cfg)[largest], prompt=prompt, max_new_tokens=int(cfg.data.max_length))
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+def resolve_precision(precision: str, device: torch.device, zero_stage: int = 1) -> torch.dtype:
+    """`auto`: bf16 on CUDA where DeepSpeed keeps fp32 master weights (ZeRO >= 1), else fp32."""
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return torch.bfloat16 if device.type == "cuda" and zero_stage >= 1 else torch.float32
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
 
 
+def _merge_into(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def build_deepspeed_config(trainer: DictConfig, world_size: int, dtype: torch.dtype) -> dict[str, Any]:
-    """Concrete DeepSpeed dict: every value is computed here (DeepSpeed's "auto" is only filled by HF Trainer)."""
+    """Concrete DeepSpeed dict: every value is computed here (DeepSpeed's "auto" is only filled by HF Trainer).
+    `trainer.zero` adds ZeRO keys (bucket sizes, overlap_comm, offload, prefetch), `trainer.deepspeed` any other
+    DeepSpeed key; both are merged over the computed dict, so no DeepSpeed setting needs a code change."""
     cfg: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": int(trainer.micro_batch_size),
         "gradient_accumulation_steps": int(trainer.grad_accum),
@@ -104,5 +116,20 @@ def build_deepspeed_config(trainer: DictConfig, world_size: int, dtype: torch.dt
         # Gather full parameters for consolidated saves; keep everything else at DeepSpeed's defaults.
         cfg["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
     if dtype == torch.bfloat16:
+        if int(trainer.zero_stage) == 0:
+            # DeepSpeed's ZeRO-0 keeps no fp32 master weights under bf16 and cannot accumulate gradients in fp32
+            # ("unsupported mix of model_dtype=bfloat16 and grad_accum_dtype=float32"): updates would be bf16.
+            raise ValueError("trainer.precision=bf16 needs ZeRO stage >= 1 (fp32 master weights, fp32 gradient "
+                             "accumulation): use trainer=zero1/zero2/zero3 or trainer=gpu_zero2/gpu_zero3")
         cfg["bf16"] = {"enabled": True}
+        # Gradients summed over micro-batches and ranks in bf16 lose the small ones (8 bits of mantissa): accumulate
+        # and all-reduce them in fp32, as mixed precision intends.
+        cfg["data_types"] = {"grad_accum_dtype": "fp32"}
+        cfg["communication_data_type"] = "fp32"
+    zero_extra = trainer.get("zero")
+    if zero_extra:
+        _merge_into(cfg["zero_optimization"], OmegaConf.to_container(zero_extra, resolve=True))
+    extra = trainer.get("deepspeed")
+    if extra:
+        _merge_into(cfg, OmegaConf.to_container(extra, resolve=True))
     return cfg

@@ -18,3 +18,15 @@ class SkippableAdamW(torch.optim.AdamW):
             self.skip_next = False
             return None
         return super().step(closure)
+
+
+OPTIMIZERS = ("torch_adamw", "fused_adamw")
+
+
+def fused_adamw(name: str) -> bool:
+    """`trainer.optimizer`: torch_adamw (for-each kernels; no compile step on CPU) or fused_adamw (torch's fused
+    AdamW kernel: one launch per parameter group on CUDA, what GPU runs want; DeepSpeed's own FusedAdam would
+    JIT-compile an extension first)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"trainer.optimizer={name!r}: choose from {OPTIMIZERS}")
+    return name == "fused_adamw"

@@ -34,7 +34,8 @@ def differences(saved: dict, now: dict) -> dict[str, tuple[Any, Any]]:
 # Keys added after checkpoints already existed, with the value that does what runs did before the key existed. A
 # checkpoint whose config lacks such a key resumes without a refusal when the run keeps that value (or a neutral
 # null / false / empty one).
-INTRODUCED = {"data.source": "parquet", "data.shuffle_buffer": 1000}
+INTRODUCED = {"data.source": "parquet", "data.shuffle_buffer": 1000, "trainer.device": "auto",
+              "trainer.optimizer": "torch_adamw"}
 _NEUTRAL = (None, False, [], {})
 
 

@@ -21,7 +21,7 @@ from train.validation import Validator
 from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks, to_device
 from train.metrics import MetricsLogger
 from train.resume_check import check_resume
-from train.optim import SkippableAdamW
+from train.optim import SkippableAdamW, fused_adamw
 from train.schedule import cosine_lr
 
 log = logging.getLogger("ocr2.train")
@@ -53,7 +53,7 @@ def train(cfg: DictConfig) -> dict:
     info: DistInfo = init_distributed(cfg.trainer.backend, str(cfg.trainer.get("device", "auto")))
     run_dir = _broadcast_run_dir(str(cfg.run_dir))
     torch.manual_seed(int(cfg.seed))
-    dtype = resolve_precision(cfg.trainer.precision, info.device)
+    dtype = resolve_precision(cfg.trainer.precision, info.device, int(cfg.trainer.zero_stage))
     metrics = MetricsLogger(run_dir, cfg, enabled=info.is_main)
 
     start_point = build_start(cfg)  # model config, weights and tokenizer: from scratch or from init_from
@@ -65,7 +65,8 @@ def train(cfg: DictConfig) -> dict:
 
     groups = stages.param_groups(model, cfg.stage.get("lr_mult"))
     optimizer = SkippableAdamW(groups, lr=float(cfg.stage.lr), betas=tuple(cfg.trainer.betas),
-                               eps=float(cfg.trainer.eps), weight_decay=float(cfg.trainer.weight_decay))
+                               eps=float(cfg.trainer.eps), weight_decay=float(cfg.trainer.weight_decay),
+                               fused=fused_adamw(str(cfg.trainer.get("optimizer", "torch_adamw"))))
     import deepspeed
 
     ds_config = build_deepspeed_config(cfg.trainer, info.world_size, dtype)
