@@ -68,6 +68,14 @@ class OCR2Model(nn.Module):
                 nn.init.normal_(p, std=std)
         nn.init.normal_(self.view_separator, std=1.0 / math.sqrt(self.config.decoder.hidden_size))
 
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Activation checkpointing for all three stacks: the SAM tokenizer's blocks, the encoder's and the
+        decoder's layers (each keeps its input; backward recomputes one block at a time). Only modules that
+        train pay the recompute: a frozen module saves nothing either way."""
+        self.vision_tokenizer.gradient_checkpointing = enabled
+        self.encoder.gradient_checkpointing = enabled
+        self.decoder.gradient_checkpointing = enabled
+
     # ------------------------------------------------------------------ vision path
     def encode_views(self, views: torch.Tensor) -> torch.Tensor:
         """(V, 3, s, s) views of one size -> (V, n_out, decoder hidden): tokenizer, encoder, projector."""

@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from einops import rearrange
 
 from ocr2.config import VisionTokenizerConfig
@@ -197,6 +198,13 @@ class ViTBlock(nn.Module):
 # ----------------------------------------------------------------------------------------- the tokenizer
 
 
+def _builds_graph(block: nn.Module, x: torch.Tensor) -> bool:
+    """Whether autograd records `block(x)`: only then is checkpointing worth it (checkpoint saves its inputs
+    even when nothing needs a gradient, i.e. for a frozen block)."""
+    return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters()))
+
+
+
 class VisionTokenizer(nn.Module):
     """SAM ViT-B + neck + stride-2 conv compressor; `forward` returns raster-ordered visual tokens (B, n, C)."""
 
@@ -230,6 +238,9 @@ class VisionTokenizer(nn.Module):
         for name, out_ch in zip(self.compressor_names, config.compressor_channels):
             setattr(self, name, nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1, bias=False))
             in_ch = out_ch
+        # Stage 1 trains the tokenizer: its blocks' activations (the 64x64 grid of a 1024² view) are the largest
+        # of the model. When set (OCR2Model.set_gradient_checkpointing), each block keeps only its input.
+        self.gradient_checkpointing = False
         self.init_weights()
 
     @torch.no_grad()
@@ -277,7 +288,10 @@ class VisionTokenizer(nn.Module):
         x = self.patch_embed(pixel_values.to(self.patch_embed.proj.weight.dtype))
         x = x + self.position_embedding(x.shape[1], x.shape[2])
         for block in self.blocks:
-            x = block(x)
+            if self.gradient_checkpointing and self.training and _builds_graph(block, x):
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         x = self.neck(rearrange(x, "b h w c -> b c h w"))
         for name in self.compressor_names:
             x = getattr(self, name)(x)  # no activation or norm between/after the convs (as released)
