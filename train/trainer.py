@@ -22,6 +22,7 @@ from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_r
 from train.metrics import MetricsLogger
 from train.resume_check import check_resume
 from train.optim import SkippableAdamW, fused_adamw
+from train.preemption import PreemptionFlag, Preempted
 from train.schedule import cosine_lr
 
 log = logging.getLogger("ocr2.train")
@@ -121,6 +122,7 @@ def train(cfg: DictConfig) -> dict:
 
     from tqdm.auto import tqdm
 
+    preemption = PreemptionFlag().install()  # SIGTERM / SIGUSR1: finish the step, checkpoint, exit to requeue
     bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.stage.name}", unit="step", disable=not info.is_main)
     batches = iter(data)
     shown: dict[str, str] = {}  # the latest validation figures, kept on the progress line between evaluations
@@ -178,7 +180,18 @@ def train(cfg: DictConfig) -> dict:
             raise NonFiniteLossError(msg)
         if step % int(cfg.checkpoint.every) == 0 or step == max_steps or new_best:
             save(step, is_best=new_best)
+        if preemption.requested():
+            if saved_at != step:
+                save(step)
+            bar.close()
+            preemption.restore()
+            msg = (f"pre-empted by signal {preemption.signal} at step {step}: checkpoint {ckpt.dir / tag_for(step)} "
+                   f"written; rerun the same command (checkpoint.resume=auto) to continue exactly")
+            log.warning(msg)
+            metrics.close(summary={"preempted": msg, "steps": step})
+            raise Preempted(msg)
     bar.close()
+    preemption.restore()
     if saved_at != step:
         save(step)  # every run ends with a checkpoint of its final state (max_steps=0: the initial model)
     moved = stages.changed(engine.module, frozen_before)
