@@ -1,7 +1,8 @@
 """`ocr2-report`: training runs (a multirun sweep, or run directories) -> a markdown table and PNG plots.
 
 For each run: its resolved config (the swept values), the loss curve (metrics.jsonl) and held-out scores
-(`<run>/eval/metrics.json`, computed here with `--evaluate` when missing). Output: `report.md` (table with the
+(`<run>/eval/metrics.json`, computed here with `--evaluate` when missing) and the flow queries' reading-order
+score (`<run>/eval/reading_order.json`, likewise). Output: `report.md` (table with the
 scale and protocol), `loss.png`, and one bar chart per metric (`reading_order_edit.png`, `page_ned.png`, ...).
 Several sweeps of the same variants with different seeds (`ocr2-report multirun/a multirun/a_seed1 ...`) add a
 mean ± std table per variant and `<metric>_seeds.png` (eval/report_seeds.py).
@@ -19,7 +20,10 @@ from eval.plots import loss_curves, metric_bars, metric_spread
 from eval.report_seeds import group_rows, seed_summary
 from eval.report_table import render_markdown_table
 
-METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate", "vision_gain"]
+# The reading-order score of the flow queries (eval/research/reading_order_study.py: `<run>/eval/reading_order.json`;
+# the layer-averaged attention's argmax path; n/a for masks without queries).
+READING_ORDER = ["tau_raster", "tau_reading"]
+METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate", "vision_gain", *READING_ORDER]
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -76,6 +80,28 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int | None = None) -> di
     return result
 
 
+def score_reading_order(run: Path, limit: int) -> None:
+    """The reading-order score of a run's latest checkpoint on its validation pages, into `<run>/eval/`."""
+    from eval.pages import iter_pages
+    from eval.research.reading_order_study import score_pages, write_outputs
+    from ocr2 import OCR2Model
+    from ocr2.modeling.masks import get_mask_spec
+    from ocr2.weights import resolve_model_dir
+
+    cfg = run_config(run)
+    if not get_mask_spec(cfg["model"]["encoder"]["mask"]).use_queries:
+        return  # no flow queries (the raster mask): no query order to score
+    model = OCR2Model.from_pretrained(resolve_model_dir(run))
+    pages = iter_pages(cfg["data"]["path"], "validation", limit)
+    write_outputs(score_pages(model, pages, progress=False), run / "eval")
+
+
+def reading_order_summary(run: Path) -> dict:
+    path = run / "eval" / "reading_order.json"
+    summary = json.loads(path.read_text())["summary"] if path.exists() else {}
+    return {k: summary.get(k) for k in READING_ORDER}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ocr2-report", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="multirun directories or run directories")
@@ -112,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         if not metrics_file.exists() and args.evaluate:
             evaluate_run(run, args.eval_pages, args.max_new_tokens)
         summary = json.loads(metrics_file.read_text())["summary"] if metrics_file.exists() else {}
+        if args.evaluate and not (run / "eval" / "reading_order.json").exists():
+            score_reading_order(run, args.eval_pages)
+        summary = {**summary, **reading_order_summary(run)}
         scores[name] = summary
         final = next((m["loss"] for m in reversed(steps) if m["loss"] is not None), None)
         rows.append({"run": name, "label": labels[run], "seed": seeds[run], "steps": steps[-1]["step"] if steps else 0,

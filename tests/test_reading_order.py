@@ -189,3 +189,26 @@ def test_the_command_writes_tables_plot_and_pages(tmp_path):
     assert len((out / "reading_order_pages.jsonl").read_text().splitlines()) == 3
     assert "| mean of layers |" in (out / "reading_order.md").read_text()
     assert (out / "reading_order.png").stat().st_size > 10_000
+
+
+def test_ocr2_report_shows_the_reading_order_columns(tmp_path):
+    import yaml
+
+    from eval.report import main as report_main
+
+    for name, mask, tau in (("a", "causal_flow", 0.25), ("b", "raster", None)):
+        run = tmp_path / "sweep" / name
+        (run / "eval").mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"encoder": {"mask": mask}}}))
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
+        (run / "eval" / "metrics.json").write_text(json.dumps({"summary": {"page_ned": 0.5}}))
+        if tau is not None:
+            (run / "eval" / "reading_order.json").write_text(
+                json.dumps({"summary": {"pages": 2, "tau_raster": tau, "tau_reading": -tau}}))
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    lines = (tmp_path / "out" / "report.md").read_text().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]}
+    assert rows["mask=causal_flow"][header.index("tau_raster")] == "0.2500"
+    assert rows["mask=causal_flow"][header.index("tau_reading")] == "-0.2500"
+    assert rows["mask=raster"][header.index("tau_raster")] == "n/a"
