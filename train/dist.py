@@ -35,6 +35,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def slurm_first_host(nodelist: str) -> str | None:
+    """The first host of a SLURM node list ("gpu[07-09,12],cpu3" -> "gpu07"): rank 0's node, the rendezvous for
+    jobs started by srun or the submitit launcher without a MASTER_ADDR."""
+    nodelist = nodelist.strip()
+    if not nodelist:
+        return None
+    depth, end = 0, len(nodelist)
+    for i, ch in enumerate(nodelist):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            end = i
+            break
+    first = nodelist[:end]
+    if "[" not in first:
+        return first
+    prefix, ranges = first.split("[", 1)
+    return prefix + ranges.rstrip("]").split(",")[0].split("-")[0]
+
+
 def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
     """Ranks come from RANK/WORLD_SIZE/LOCAL_RANK (torchrun, deepspeed) or SLURM_* when launched by srun; the device
     from train/device.py (`device`: auto | cpu | cuda; DS_ACCELERATOR is set to match)."""
@@ -44,7 +64,7 @@ def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
     world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
     local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local))
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_ADDR", slurm_first_host(os.environ.get("SLURM_JOB_NODELIST", "")) or "127.0.0.1")
     if "MASTER_PORT" not in os.environ:
         # A lone process needs a store too; a free port lets several single-process runs (a sweep) coexist.
         os.environ["MASTER_PORT"] = str(_free_port()) if world == 1 else "29500"
