@@ -108,3 +108,16 @@ def test_init_from_any_layout_gives_the_checkpoints_config_and_weights(tmp_path,
     assert start.config.decoder == cfg.decoder and start.config.vision == cfg.vision
     key = "decoder.layers.1.mlp.experts.gate_proj"
     assert torch.equal(start.model.state_dict()[key], source.state_dict()[key])
+
+
+def test_a_bf16_run_reads_the_checkpoint_straight_into_bf16_and_keeps_one_copy(tmp_path, monkeypatch):
+    from train.init_model import build_start
+
+    torch.manual_seed(0)
+    OCR2Model(OCR2Config.from_preset("tiny")).save_pretrained(tmp_path / "ckpt")
+    built = []
+    real_init = OCR2Model.__init__
+    monkeypatch.setattr(OCR2Model, "__init__", lambda self, c: (built.append(c), real_init(self, c))[1])
+    start = build_start(_compose(["model=checkpoint", f"init_from={tmp_path / 'ckpt'}"]), torch.bfloat16)
+    assert {p.dtype for p in start.model.parameters()} == {torch.bfloat16}
+    assert len(built) == 1  # the meta-device build inside from_pretrained; no second fp32 model

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from ocr2 import OCR2Config, OCR2Model
@@ -71,9 +72,12 @@ def _load_weights(model: OCR2Model, source: OCR2Model, init_dir: Path, modules: 
         raise ValueError(f"init_from={init_dir}: unexpected keys {unexpected}")
 
 
-def build_start(cfg: DictConfig) -> RunStart:
+def build_start(cfg: DictConfig, dtype: torch.dtype = torch.float32, device=None) -> RunStart:
+    """`dtype` / `device`: the run's. A checkpoint is read straight into them (tensor by tensor, from a meta-device
+    build), so a bf16 run never holds an fp32 copy of the weights; when the run's config is the checkpoint's, that
+    model is the run's model (one copy per rank until DeepSpeed partitions it)."""
     init_dir = resolve_model_dir(cfg.init_from) if cfg.init_from else None
-    source = OCR2Model.from_pretrained(init_dir) if init_dir is not None else None
+    source = (OCR2Model.from_pretrained(init_dir, dtype=dtype, device=device) if init_dir is not None else None)
     config = build_run_model_config(cfg, source.config if source is not None else None)
     model_source = (f"model=checkpoint ({init_dir})" if uses_checkpoint_config(cfg)
                     else f"model={cfg.model.get('preset')} config")

@@ -57,7 +57,7 @@ def train(cfg: DictConfig) -> dict:
     dtype = resolve_precision(cfg.trainer.precision, info.device, int(cfg.trainer.zero_stage))
     metrics = MetricsLogger(run_dir, cfg, enabled=info.is_main)
 
-    start_point = build_start(cfg)  # model config, weights and tokenizer: from scratch or from init_from
+    start_point = build_start(cfg, dtype, info.device)  # config, weights and tokenizer: from scratch or init_from
     model, model_cfg, tokenizer = start_point.model, start_point.config, start_point.tokenizer
     if cfg.trainer.activation_checkpointing:
         model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = True
