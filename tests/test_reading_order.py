@@ -155,6 +155,7 @@ def test_score_pages_aggregates_layers_and_layouts():
     assert -1.0 <= result["summary"]["tau_raster"] <= 1.0
     record = result["pages"][0]
     assert len(record["queries"]["argmax"]) == 2 and len(record["queries"]["argmax"][0]) == 16
+    assert len(record["queries_mean"]["argmax"]) == 16 and len(record["queries_mean"]["centroid"][0]) == 2
     # The summary is the mean over pages of the pages' own figures.
     mean = sum(r["figures"]["mean"]["argmax"]["tau_raster"] for r in result["pages"]) / 3
     assert result["summary"]["tau_raster"] == pytest.approx(mean)

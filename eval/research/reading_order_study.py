@@ -9,7 +9,7 @@ the attention averaged over layers, is scored against raster order and the page'
 - `reading_order.png`: tau vs layer (argmax and centroid paths) and tau by layout type;
 - `reading_order.json`: the summary (what `ocr2-report` shows), the tables as numbers and the protocol;
 - `reading_order_pages.jsonl`: per page its figures per layer and path, and where every query attends
-  (argmax token, centroid row/column) in every layer.
+  (argmax token, centroid row/column) in every layer (`queries`) and in the layer-averaged map (`queries_mean`).
 
 Python: `score_pages(model, pages)` -> the result dict; `write_outputs(result, out)`.
 """
@@ -95,7 +95,8 @@ def score_pages(model: OCR2Model, pages: Iterable, views: str | ViewRecipe | Non
             blocks = page.gt_page.get("layout_dets") or []
             keys = reading_keys(blocks, recipe, img.size, side)
             records.append({"stem": page.stem, "layout": layout_type(blocks, page.attributes),
-                            "figures": view_figures(attn[:, j], keys), "queries": query_places(attn[:, j])})
+                            "figures": view_figures(attn[:, j], keys), "queries": query_places(attn[:, j]),
+                            "queries_mean": {k: v[0] for k, v in query_places(attn[:, j].mean(0, keepdim=True)).items()}})
         bar.update(len(batch))
         batch.clear()
 
