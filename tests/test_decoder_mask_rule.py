@@ -95,11 +95,12 @@ def test_flash_varlen_plan_for_padding_and_packing():
     assert plan.dropped.tolist() == [0, 1] and (plan.max_q, plan.max_k) == (4, 4)
     plan = RULES["packed"]().varlen()
     assert plan.cu_q.tolist() == [0, 2, 5, 6, 8, 10] and plan.dropped.numel() == 0
+    plan = RULES["packed_padded"]().varlen()  # the packing collator's right padding: -1 and mask 0 drop out
+    assert plan.cu_q.tolist() == [0, 2, 3] and plan.dropped.tolist() == [3] and plan.max_q == 2
 
 
 def test_flash_has_no_plan_where_its_kernel_cannot_express_the_rule():
     assert RULES["plain_cached"]().varlen() is None  # plain: flash_attn_func(causal=True) needs none
-    assert RULES["packed_padded"]().varlen() is None
     assert DecoderMask.build(3, sequence_ids=torch.tensor([[0, 1, 0]])).varlen() is None  # not contiguous runs
     assert DecoderMask.build(1, attention_mask=torch.tensor([[1, 1, 0]]), past=2).varlen() is None
 

@@ -25,6 +25,7 @@ express (e.g. a mask spec with no two-call form under `flash`) run on dense SDPA
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -159,6 +160,23 @@ def _flash(q, k, v, causal: bool, scale: float) -> torch.Tensor:
     return out.transpose(1, 2)
 
 
+def _has_kvcache_leftpad(fa) -> bool:
+    """flash_attn_with_kvcache with `cache_leftpad` (flash-attn >= 2.6): attention over a left-padded cache in
+    place, without gathering its real keys."""
+    fn = getattr(fa, "flash_attn_with_kvcache", None)
+    return fn is not None and "cache_leftpad" in inspect.signature(fn).parameters
+
+
+def _flash_kvcache(q, k, v, leftpad: torch.Tensor, scale: float) -> torch.Tensor:
+    """New queries over a left-padded KV cache: row b attends to keys leftpad[b]..Lk-1, causal bottom-right.
+    k, v are views of the cache's buffers; transposed to flash's (B, L, H, D) they stay views (no copy)."""
+    fa = _require_flash(q)
+    out = fa.flash_attn_with_kvcache(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                     cache_seqlens=k.shape[2], cache_leftpad=leftpad, softmax_scale=scale,
+                                     causal=True)
+    return out.transpose(1, 2)
+
+
 def _flash_varlen(q, k, v, plan: VarlenPlan, scale: float) -> torch.Tensor:
     """Causal attention per varlen sequence of `plan` with flash_attn_varlen_func. Rows of dropped queries
     (padding) get their own value: what the rule gives a token that sees only itself."""
@@ -250,13 +268,14 @@ def encoder_attention(q, k, v, spec: MaskSpec, n_visual: int, backend: str = "sd
 class DecoderMaskForm:
     """A `DecoderMask` in the form one concrete backend runs it; built once per decoder forward.
 
-    Exactly one of `dense` (eager / sdpa), `block_mask` (flex), `varlen` (flash) is set, or none: sdpa's
-    mask-free causal call, flash's causal=True call."""
+    Exactly one of `dense` (eager / sdpa), `block_mask` (flex), `varlen` or `leftpad` (flash) is set, or none:
+    sdpa's mask-free causal call, flash's causal=True call."""
     rule: DecoderMask
     backend: str  # "eager", "sdpa", "flex" or "flash"
     dense: torch.Tensor | None = None
     block_mask: object = None
     varlen: VarlenPlan | None = None
+    leftpad: torch.Tensor | None = None  # (B,) int32: flash decoding over a left-padded KV cache
 
 
 def decoder_mask_form(rule: DecoderMask, backend: str, like: torch.Tensor) -> DecoderMaskForm:
@@ -268,6 +287,10 @@ def decoder_mask_form(rule: DecoderMask, backend: str, like: torch.Tensor) -> De
     if backend == "flash":
         if rule.plain:
             return DecoderMaskForm(rule, backend)
+        if rule.offset and rule.sequence_ids is None and _has_kvcache_leftpad(_flash_module()):
+            # Decoding with padded prompts: the cache's kernel skips each row's padding in place; a varlen plan
+            # would gather (copy) every real key and value of the cache in every layer for every token.
+            return DecoderMaskForm(rule, backend, leftpad=rule.left_padding())
         plan = rule.varlen()
         if plan is not None:
             return DecoderMaskForm(rule, backend, varlen=plan)
@@ -289,6 +312,8 @@ def decoder_attention(q, k, v, form: DecoderMaskForm, scale: float | None = None
     if form.backend == "flex":
         return _flex(q, k, v, form.block_mask, scale)
     if form.backend == "flash":
+        if form.leftpad is not None:
+            return _flash_kvcache(q, k, v, form.leftpad, scale)
         if form.varlen is None:
             return _flash(q, k, v, causal=True, scale=scale)
         return _flash_varlen(q, k, v, form.varlen, scale)

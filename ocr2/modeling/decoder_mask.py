@@ -90,16 +90,21 @@ class DecoderMask:
 
     def varlen(self) -> "VarlenPlan | None":
         """flash_attn_varlen_func's arguments for this rule, or None where its causal-per-sequence kernel cannot
-        express it exactly (padding inside packed rows; samples that are not contiguous runs; a padded new
-        query under a KV cache). Plain causal needs no plan (flash_attn_func with causal=True)."""
-        if self.plain or (self.sequence_ids is not None and self.key_mask is not None):
+        express it exactly (samples that are not contiguous runs; a padded new query under a KV cache). Plain
+        causal needs no plan (flash_attn_func with causal=True). Padding queries drop out of the kernel and get
+        their own value, what a padding token that sees only itself gets (their outputs carry no loss)."""
+        if self.plain:
             return None
         if self.sequence_ids is not None:
-            # Packed samples: each run of equal ids in a row is one varlen sequence, causal within it.
-            ids = self.sequence_ids
-            if not bool((ids[:, 1:] >= ids[:, :-1]).all()):
+            # Packed samples: each run of equal ids in a row is one varlen sequence, causal within it. Padding
+            # (key_mask 0, as the packing collator marks it, with sequence_ids -1) drops out; unmasked -1 tokens
+            # are one more sample after the row's last.
+            keep = (self.key_mask if self.key_mask is not None
+                    else torch.ones_like(self.sequence_ids, dtype=torch.bool))
+            ids = torch.where(self.sequence_ids >= 0, self.sequence_ids, self.kv_len)
+            running = torch.where(keep, ids, -1).cummax(dim=1).values
+            if not bool(((running == ids) | ~keep).all()):  # kept ids non-decreasing: contiguous samples
                 return None
-            keep = torch.ones_like(ids, dtype=torch.bool)
             return VarlenPlan.of(keep, keep, ids, ids)
         # Padding: padded tokens drop out, one varlen sequence per row over its real tokens.
         q_keep = self.key_mask[:, self.offset:]
@@ -107,6 +112,16 @@ class DecoderMask:
             return None
         return VarlenPlan.of(q_keep, self.key_mask, torch.zeros_like(q_keep, dtype=torch.long),
                              torch.zeros_like(self.key_mask, dtype=torch.long))
+
+    def left_padding(self) -> torch.Tensor:
+        """(B,) int32 leading padding keys per row, for flash's KV-cache kernel (`cache_leftpad`). Valid only when
+        every row's padding is a prefix of its keys (left-padded prompts, as greedy decoding has): that is
+        asserted on the device, so no host sync."""
+        pad = (~self.key_mask).sum(dim=1)
+        idx = torch.arange(self.kv_len, device=self.key_mask.device)
+        torch._assert_async((self.key_mask == (idx[None] >= pad[:, None])).all(),
+                            "flash decoding with a KV cache needs left padding only")
+        return pad.to(torch.int32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,17 +139,23 @@ class VarlenPlan:
     def of(cls, q_keep, k_keep, q_segments, k_segments) -> "VarlenPlan":
         """q_keep (B, Lq), k_keep (B, Lk) bool; segments (B, L) long, non-decreasing along each row over kept
         tokens (one id per packed sample, or per row)."""
-        cu_q, max_q = _cu_seqlens(q_segments, q_keep)
-        cu_k, max_k = _cu_seqlens(k_segments, k_keep)
-        return cls(q_keep.reshape(-1).nonzero().squeeze(1), k_keep.reshape(-1).nonzero().squeeze(1),
-                   cu_q, cu_k, max_q, max_k, (~q_keep).reshape(-1).nonzero().squeeze(1))
+        # Each nonzero / unique / max below is a host sync on CUDA: done once per forward, shared by q and k
+        # when they are the same tokens (packed rows).
+        q_index = q_keep.reshape(-1).nonzero().squeeze(1)
+        cu_q, max_q = _cu_seqlens(q_segments, q_index)
+        if k_keep is q_keep and k_segments is q_segments:
+            cu_k, max_k, k_index = cu_q, max_q, q_index
+        else:
+            k_index = k_keep.reshape(-1).nonzero().squeeze(1)
+            cu_k, max_k = _cu_seqlens(k_segments, k_index)
+        return cls(q_index, k_index, cu_q, cu_k, max_q, max_k, (~q_keep).reshape(-1).nonzero().squeeze(1))
 
 
-def _cu_seqlens(segments: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Cumulative lengths (int32, leading 0) of the runs of equal (row, segment) over kept tokens."""
+def _cu_seqlens(segments: torch.Tensor, kept: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Cumulative lengths (int32, leading 0) of the runs of equal (row, segment) over the kept flat indices."""
     rows = torch.arange(segments.shape[0], device=segments.device)[:, None].expand_as(segments)
     seg = segments * segments.shape[0] + rows  # unique per (row, segment); rows never merge
-    seg = seg.reshape(-1)[keep.reshape(-1)]
+    seg = seg.reshape(-1)[kept]
     _, counts = torch.unique_consecutive(seg, return_counts=True)
     cu = F.pad(counts.cumsum(0), (1, 0)).to(torch.int32)
     return cu, int(counts.max()) if counts.numel() else 0

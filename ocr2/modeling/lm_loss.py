@@ -31,9 +31,10 @@ def label_loss(head: nn.Module, hidden: torch.Tensor, labels: torch.Tensor,
 
     NaN when no position is labelled (like the mean over an empty set)."""
     targets = labels[:, 1:].to(hidden.device)
-    keep = targets != IGNORE_INDEX
-    selected = hidden[:, :-1][keep]  # (N, h); the one host sync of the loss (N is data-dependent)
-    targets = targets[keep]
+    # The loss's one host sync: N is data-dependent. (Two boolean-mask indexings would be two.)
+    rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
+    selected = hidden[rows, cols]  # (N, h): position l predicts label l + 1
+    targets = targets[rows, cols]
     n = targets.shape[0]
     if n == 0:
         return _chunk_loss_sum(head, selected, targets) / 0.0

@@ -71,7 +71,10 @@ class RoutedExperts(nn.Module):
         order = torch.argsort(flat, stable=True)
         token_of = order // k
         xs = x[token_of]  # (T*k, dim): each token once per chosen expert, grouped by expert
-        counts = torch.bincount(flat, minlength=self.gate_proj.shape[0])
+        # Tokens per expert by scatter-add, not bincount: on CUDA bincount reads the input's max back to the host
+        # (a device sync) even with minlength, twice per MoE layer per forward.
+        counts = torch.zeros(self.gate_proj.shape[0], dtype=torch.long, device=x.device).scatter_add_(
+            0, flat, torch.ones_like(flat))
         grouped = self.grouped
         if grouped is None:
             # The CPU kernel visits every expert, so while decoding (fewer rows than experts) the loop over the
