@@ -115,5 +115,6 @@ def query_places(attention: torch.Tensor) -> dict[str, list]:
     """Where every query attends, per layer: attention (layers, n_q, n_visual) -> {"argmax": [layers][n_q] raster
     indices, "centroid": [layers][n_q] (row, column)}."""
     side = math.isqrt(attention.shape[-1])
+    places = centroids(attention, side).tolist()
     return {"argmax": attention.argmax(-1).tolist(),
-            "centroid": [[[round(r, 3), round(c, 3)] for r, c in layer] for layer in centroids(attention, side).tolist()]}
+            "centroid": [[[round(r, 3), round(c, 3)] for r, c in layer] for layer in places]}

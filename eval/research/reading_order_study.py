@@ -96,7 +96,8 @@ def score_pages(model: OCR2Model, pages: Iterable, views: str | ViewRecipe | Non
             keys = reading_keys(blocks, recipe, img.size, side)
             records.append({"stem": page.stem, "layout": layout_type(blocks, page.attributes),
                             "figures": view_figures(attn[:, j], keys), "queries": query_places(attn[:, j]),
-                            "queries_mean": {k: v[0] for k, v in query_places(attn[:, j].mean(0, keepdim=True)).items()}})
+                            "queries_mean": {k: v[0] for k, v in
+                                             query_places(attn[:, j].mean(0, keepdim=True)).items()}})
         bar.update(len(batch))
         batch.clear()
 
