@@ -170,6 +170,10 @@ def add_cdm(report: dict, entries: dict[str, dict], cdm: dict | None, workdir: P
         summary["overall"] = overall_score(summary["text_edit"], summary["table_teds"], result["CDM"])
         report["omnidocbench"]["display_formula"].update(CDM=result["CDM"], CDM_reason=None)
         report["omnidocbench"]["overall_reason"] = None
+        # what the official code as released prints (its text index bug; docs/omnidocbench_agreement.md)
+        report["omnidocbench"]["overall_official_index_bug"] = overall_score(
+            report["omnidocbench"]["text_block"]["ALL_page_avg_official_index_bug"], summary["table_teds"],
+            result["CDM"])
     else:
         reason = status["reason"] if not status["available"] else "CDM not computed: no display-formula pairs"
         report["cdm"]["reason"] = reason

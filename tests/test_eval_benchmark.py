@@ -174,3 +174,16 @@ def test_progress_shows_rate_and_eta():
     bar.update(read=20)
     line = stream.getvalue().strip().splitlines()[-1]
     assert line.startswith("ocr2-eval: 60/100 pages, 40 resumed, ") and "pages/s" in line and "ETA 0:00:" in line
+
+
+def test_a_predictions_folder_is_scored_without_a_model(release, tmp_path):
+    from eval.score_predictions import score_folder
+
+    folder, answers = release
+    for stem, md in list(answers.items())[:-1]:  # one page left without a prediction
+        (tmp_path / f"{stem}.md").write_text(md, encoding="utf-8")
+    report = score_folder(folder / "OmniDocBench.json", tmp_path, progress=False)
+    direct = evaluate_pages({s: m for s, m in list(answers.items())[:-1]}, folder / "OmniDocBench.json")
+    assert report["summary"]["text_edit"] == pytest.approx(direct["summary"]["text_edit"], abs=1e-12)
+    assert report["missing_predictions"] == [list(answers)[-1]] and report["cdm"]["available"] in (True, False)
+    assert sorted(report["by_page_type"]) == ["book", "exam_paper", "research_report"]

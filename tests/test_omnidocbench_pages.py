@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from eval.metrics import evaluate_pages, load_predictions
+from eval.metrics import load_gt, page_stem
 from eval.metrics.agreement import PAGE_FIELDS, our_pages
+from eval.metrics.omnidocbench_groups import attribute_labels, group_figures
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "omnidocbench_demo"
 pytestmark = pytest.mark.skipif(
@@ -119,3 +121,22 @@ def test_page_figures_equal_the_official(pages, stem):
             assert got[figure] is None, (stem, figure, got[figure])
         else:
             assert got[figure] == pytest.approx(value, abs=1e-9), (stem, figure)
+
+
+# a few per-page-type / per-attribute figures of the official `get_page_split` (agreement --pages compares all)
+OFFICIAL_GROUPS = {
+    ("data_source: book", "text_edit"): 0.40554275473630313,
+    ("fuzzy_scan", "text_edit"): 0.47120654750148133,
+    ("data_source: exam_paper", "formula_edit"): 0.3318623124448367,
+    ("data_source: newspaper", "reading_order_edit"): 0.4931506849315068,
+    ("language: en_ch_mixed", "table_edit"): 0.5435606060606061,
+}
+
+
+def test_page_type_and_attribute_figures_equal_the_official():
+    result = evaluate_pages(load_predictions(DEMO / "sample_predictions"), DEMO / "OmniDocBench_demo.json")
+    labels = {page_stem(p): attribute_labels(p["page_info"]["page_attribute"])
+              for p in load_gt(DEMO / "OmniDocBench_demo.json")}
+    groups = group_figures(result["pages"], labels)
+    for (group, figure), value in OFFICIAL_GROUPS.items():
+        assert groups[group][figure] == pytest.approx(value, abs=1e-9), (group, figure)

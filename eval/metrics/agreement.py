@@ -6,7 +6,8 @@
 runs ours in-process and the official (eval/metrics/official_driver.py, in the official environment) twice: as
 released and with its index bug fixed; prints a markdown table. Our text figure is compared with the fixed run,
 and our labelled `official_index_bug` figure with the released one. `--pages` adds every per-page figure that
-differs by more than 1e-9 (and the largest difference); `--official-json` writes the official per-page figures
+differs by more than 1e-9, and every per-page-type / per-attribute figure (the official
+`get_page_split`) that does; `--official-json` writes the official per-page figures
 (the values tests pin: tests/test_omnidocbench_pages.py, tests/test_omnidocbench_adversarial.py).
 """
 
@@ -18,7 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .omnidocbench import evaluate_pages, load_predictions
+from .omnidocbench import evaluate_pages, load_gt, load_predictions
+from .omnidocbench_gt import page_stem
+from .omnidocbench_groups import attribute_labels, group_figures
 
 ROWS = (  # (label, ours: path in evaluate_pages' result, official: (element, key))
     ("text edit (faithful) vs official with the index bug fixed", ("text_block", "ALL_page_avg"),
@@ -38,6 +41,12 @@ PAGE_FIELDS = {
     "table_edit": (True, "table"),
 }
 TOLERANCE = 1e-9
+# our group figure -> (official element, metric) of the official per-attribute split (show_result.get_page_split)
+GROUP_FIELDS = {
+    "text_edit": ("text_block", "Edit_dist"), "formula_edit": ("display_formula", "Edit_dist"),
+    "reading_order_edit": ("reading_order", "Edit_dist"), "table_teds": ("table", "TEDS"),
+    "table_teds_s": ("table", "TEDS_structure_only"), "table_edit": ("table", "Edit_dist"),
+}
 
 
 def official(gt: str, pred: str, odb: str, python: str, fix: bool) -> dict:
@@ -100,8 +109,23 @@ def page_differences(ours: dict[str, dict], theirs: dict[str, dict]) -> list[tup
     return rows
 
 
+def group_differences(ours: dict, gt: str, fixed_run: dict) -> list[tuple[str, str, object, object]]:
+    """(group, figure, ours, official) for every per-page-type / per-attribute figure apart by more than
+    TOLERANCE (a group only one side has counts too)."""
+    labels = {page_stem(p): attribute_labels((p.get("page_info") or {}).get("page_attribute")) for p in load_gt(gt)}
+    mine = group_figures(ours["pages"], labels)
+    rows = []
+    for figure, (el, metric) in GROUP_FIELDS.items():
+        theirs = {k: v for k, v in (fixed_run[el].get("page_split") or {}).get(metric, {}).items() if k != "ALL"}
+        for group in sorted(set(theirs) | {g for g, r in mine.items() if r.get(figure) is not None}):
+            a, b = mine.get(group, {}).get(figure), theirs.get(group)
+            if a is None or b is None or abs(a - b) > TOLERANCE:
+                rows.append((group, figure, a, b))
+    return rows
+
+
 def compare(gt: str, pred: str, odb: str, python: str) -> tuple[str, list, dict]:
-    """(markdown table of the aggregates, per-page differences, official per-page figures)."""
+    """(markdown table of the aggregates, per-page and per-group differences, official per-page figures)."""
     ours = evaluate_pages(load_predictions(pred), gt)
     runs = {True: official(gt, pred, odb, python, True), False: official(gt, pred, odb, python, False)}
     lines = ["| metric | ours | official | difference |", "|---|---|---|---|"]
@@ -109,7 +133,15 @@ def compare(gt: str, pred: str, odb: str, python: str) -> tuple[str, list, dict]
         a, b = ours[el][key], _value(runs[fixed], oel, okey)
         lines.append(f"| {label} | {a:.6f} | {b:.6f} | {a - b:+.6f} |")
     theirs = official_pages(runs)
-    return "\n".join(lines), page_differences(our_pages(ours), theirs), theirs
+    mine = sorted(tuple(p) for r in ours["pages"].values() for p in r["formula_latex"])
+    official_inputs = sorted(tuple(p) for p in runs[True]["display_formula"].get("cdm_inputs", []))
+    same = sum(1 for a, b in zip(mine, official_inputs) if a == b)
+    lines.append(f"| CDM inputs (GT, prediction LaTeX pairs) identical | {len(mine)} | {len(official_inputs)} | "
+                 f"{same} identical |")
+    diffs = page_differences(our_pages(ours), theirs) + [
+        (f"group {g}", f, a, b, float("inf") if a is None or b is None else abs(a - b))
+        for g, f, a, b in group_differences(ours, gt, runs[True])]
+    return "\n".join(lines), diffs, theirs
 
 
 def table(gt: str, pred: str, odb: str, python: str) -> str:
@@ -128,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     text, diffs, theirs = compare(a.gt, a.pred, a.odb, a.official_python)
     print(text)
     if a.pages:
-        print(f"\nper-page figures apart by more than {TOLERANCE:g}: {len(diffs)}")
+        print(f"\nper-page and per-group (page type, attribute) figures apart by more than {TOLERANCE:g}: "
+              f"{len(diffs)}")
         for stem, f, x, y, d in diffs:
             print(f"  {stem}  {f}: ours {x}  official {y}  (|diff| {d:.3g})")
     if a.official_json:

@@ -9,7 +9,8 @@ eval/metrics/official_driver.py runs the official evaluator, so our CDM is the l
 - XeLaTeX with xeCJK, amsmath/amssymb/upgreek/xcolor/booktabs/multirow/geometry, and the font Source Han Sans SC;
 - ImageMagick (`magick`, 7 recommended: PDF -> PNG at 200 dpi, with Ghostscript);
 - Node.js (the KaTeX-based tokeniser of the official `tokenize_latex`);
-- the official checkout and a Python with its CDM requirements (scikit-image <= 0.20, numpy < 2, ...).
+- the official checkout and a Python with its CDM requirements (scikit-image <= 0.20, numpy < 2: a newer
+  scikit-image makes the official matcher score even identical formulas 0).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def _magick() -> Requirement:
     return Requirement("ImageMagick (`magick`) and Ghostscript", found,
                        "apt-get install imagemagick ghostscript; the official calls `magick` (ImageMagick 7, Debian "
                        "13); with Debian 12's 6.x put a `magick` on the PATH that runs `exec /usr/bin/convert \"$@\"` "
-                       "(the same options), or build 7 from source as the official CDM README says")
+                       "and allow PDF in /etc/ImageMagick-6/policy.xml (Debian forbids it), or build 7 from source "
+                       "as the official CDM README says")
 
 
 def _node() -> Requirement:
@@ -72,16 +74,23 @@ def _node() -> Requirement:
     return Requirement("Node.js", f"{path} ({version})" if path and version else None, "apt-get install nodejs")
 
 
+def _versions_ok(probe: str) -> bool:
+    """scikit-image <= 0.20 and numpy < 2, the official pins: with a newer scikit-image the official matcher's
+    RANSAC step scores even identical formulas 0 (measured: 0.26 gives F1 0 where 0.20 gives 1)."""
+    m = re.search(r"versions (\d+)\.(\d+)\S* (\d+)\.", probe)
+    return m is not None and (int(m.group(1)), int(m.group(2))) <= (0, 20) and int(m.group(3)) < 2
+
+
 def _official(odb: str | None, python: str | None) -> list[Requirement]:
     hint = ("cdm.odb=<checkout of opendatalab/OmniDocBench @ 7bd6c2e> and cdm.python=<a Python with its "
-            "metrics/cdm/requirements.txt: scikit-image<=0.20, numpy<2, matplotlib, tqdm>")
+            "metrics/cdm/requirements.txt: scikit-image<=0.20, numpy<2, plus the evaluator's own requirements>")
     ok_odb = odb is not None and (Path(odb) / "metrics" / "cdm_metric.py").is_file()
     found_py = None
     if python:
-        probe = _run([python, "-c", "import skimage, numpy; print('ok')"])
-        found_py = python if probe.strip().endswith("ok") else None
+        probe = _run([python, "-c", "import skimage, numpy; print('versions', skimage.__version__, numpy.__version__)"])
+        found_py = f"{python} ({probe.strip()})" if _versions_ok(probe) else None
     return [Requirement("official OmniDocBench checkout (metrics/cdm)", odb if ok_odb else None, hint),
-            Requirement("Python with the CDM requirements (scikit-image)", found_py, hint)]
+            Requirement("Python with the CDM requirements (scikit-image<=0.20, numpy<2)", found_py, hint)]
 
 
 def cdm_requirements(odb: str | None = None, python: str | None = None) -> list[Requirement]:
