@@ -35,7 +35,8 @@ def differences(saved: dict, now: dict) -> dict[str, tuple[Any, Any]]:
 # checkpoint whose config lacks such a key resumes without a refusal when the run keeps that value (or a neutral
 # null / false / empty one).
 INTRODUCED = {"data.source": "parquet", "data.shuffle_buffer": 1000, "trainer.device": "auto",
-              "trainer.optimizer": "torch_adamw"}
+              "trainer.optimizer": "torch_adamw", "model.encoder.visual_positions": "raster",
+              "model.encoder.query_positions": "sequential"}
 _NEUTRAL = (None, False, [], {})
 
 
