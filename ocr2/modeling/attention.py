@@ -5,7 +5,9 @@ Shapes: q (B, H, Lq, D); k, v (B, Hkv, Lk, D) with H a multiple of Hkv (grouped-
 Backends
 - `eager`: explicit softmax(q k^T * scale + additive mask); the numerical reference. The mask is an additive
   float tensor (0 keep, finfo.min block) — never a boolean added as 0/1.
-- `sdpa`: torch's scaled_dot_product_attention with a dense boolean mask built (vectorised) from the rule.
+- `sdpa`: torch's scaled_dot_product_attention with a dense boolean mask built (vectorised) from the rule. On
+  CUDA the encoder runs it as `sdpa_split` (same rule, no mask: a dense mask with GQA gets only SDPA's math kernel
+  there); the decoder keeps its masks (it has no GQA, and its plain causal case is mask-free anyway).
 - `sdpa_split`: the encoder's hybrid mask as two mask-free calls, so no (L, L) mask is materialised: visual
   rows x visual keys (non-causal, or causal for raster variants), then query rows x all keys, causal aligned
   to the bottom-right corner (the last query row sees every key).
@@ -67,18 +69,24 @@ FLASH_MIN_CAPABILITY = (8, 0)  # flash-attn 2 runs on Ampere (sm80) and newer
 def flash_available(device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> bool:
     """flash-attn importable, and (when given) a CUDA device of compute capability sm80+ and a half-precision
     dtype it can run. (On a V100 / T4 flash-attn imports but its kernels refuse to launch.)"""
+    if _flash_module() is None:
+        return False
     if device is not None:
         device = torch.device(device)
         if device.type != "cuda" or torch.cuda.get_device_capability(device) < FLASH_MIN_CAPABILITY:
             return False
-    if dtype is not None and dtype not in (torch.float16, torch.bfloat16):
-        return False
-    return _flash_module() is not None
+    return dtype is None or dtype in (torch.float16, torch.bfloat16)
 
 
 def resolve_backend(backend: str, q: torch.Tensor, role: str = "encoder") -> str:
-    """The concrete backend `auto` stands for with these tensors; other names are returned unchanged."""
+    """The concrete backend `auto` (or the encoder's `sdpa` on CUDA) stands for with these tensors; other names
+    are returned unchanged."""
     _check(backend)
+    if backend == "sdpa" and role == "encoder" and q.device.type == "cuda":
+        # The default. A dense boolean mask with GQA leaves CUDA's SDPA only its math kernel (the (L, L) scores
+        # materialised per head); the two mask-free calls compute the same rule on the fused kernels. Specs
+        # without that form still run the dense mask. CPU keeps the dense call: the reference parity runs.
+        return "sdpa_split"
     if backend != "auto":
         return backend
     # Under autocast the projections produce the autocast dtype, so a caller resolving once per forward from
