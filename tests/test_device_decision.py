@@ -49,3 +49,22 @@ def test_init_distributed_follows_the_decision_on_a_gpu_machine(sees_a_gpu, monk
     info = dist.init_distributed("auto", "auto")
     assert info.device.type == "cpu" and seen["backend"] == "gloo"
     assert resolve_precision("auto", info.device) == torch.float32
+
+
+def test_cuda_runs_pin_their_batches(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from configs import CONFIG_DIR
+    from data_helpers import write_pages
+    from ocr2 import OCR2Config
+    from ocr2.processing.text import ByteTokenizer
+    from train.data import build_train_data
+
+    pages = write_pages(tmp_path / "pages", 2)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data.path={pages}", "model=micro"])
+    model_cfg = OCR2Config.from_preset("tiny")
+    for device, pinned in (("cuda", True), ("cpu", False)):
+        info = dist.DistInfo(0, 1, 0, torch.device(device))
+        loader = build_train_data(cfg, model_cfg, ByteTokenizer(), info, tmp_path)
+        assert loader.cfg.pin_memory is pinned, device

@@ -118,8 +118,10 @@ def gather_objects(obj):
 def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
     """A collated batch on the run's device; floating tensors (the views) in the run's dtype."""
     out = {}
+    # Non-blocking: from pinned memory (CUDA runs) the copy overlaps the host's work; elsewhere it is a plain copy.
     for k, v in batch.items():
         if isinstance(v, torch.Tensor):
-            v = v.to(device, dtype) if v.is_floating_point() else v.to(device)
+            v = (v.to(device, dtype, non_blocking=True) if v.is_floating_point()
+                 else v.to(device, non_blocking=True))
         out[k] = v
     return out

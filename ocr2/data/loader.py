@@ -51,6 +51,8 @@ class DataConfig:
     target: str = "markdown"  # markdown | grounded (release-style boxes, needs blocks)
     prompt: str | None = None  # default: depends on target (see examples.py)
     num_workers: int = 2
+    # Page-locked host buffers for the batches, so copies to a GPU can be asynchronous (True for CUDA runs).
+    pin_memory: bool = False
     prefetch_factor: int = 2
     shuffle: bool = True
     seed: int = 0
@@ -147,7 +149,7 @@ class TrainLoader:
         workers = self.cfg.num_workers
         loader = DataLoader(self._dataset(), batch_size=None, num_workers=workers,
                             prefetch_factor=self.cfg.prefetch_factor if workers else None,
-                            persistent_workers=False)
+                            persistent_workers=False, pin_memory=self.cfg.pin_memory)
         reported = 0
         for item in loader:
             consumer = item["consumer"]
