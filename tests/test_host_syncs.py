@@ -41,6 +41,19 @@ def _training_batch(cfg):
     return dict(input_ids=ids, global_views=views, labels=labels, attention_mask=mask)
 
 
+def test_crop_counts_are_read_back_once_not_per_image():
+    """The collator's num_crops is a tensor the trainer moves to the device; `tolist` is one sync (not counted by
+    SyncCounter), `int()` per image was one each."""
+    model = _model(2).train()
+    cfg = model.config
+    g = torch.Generator().manual_seed(0)
+    views = torch.rand(2, 3, cfg.global_view_size, cfg.global_view_size, generator=g)
+    crops = torch.rand(4, 3, cfg.crop_size, cfg.crop_size, generator=g)
+    with SyncCounter() as syncs:
+        model.image_embeddings(views, crops, torch.tensor([2, 2]))
+    assert syncs.total == 0, dict(syncs.counts)
+
+
 @pytest.mark.parametrize("layers", [2, 4])
 def test_training_forward_syncs_three_times_at_any_depth(layers):
     model = _model(layers).train()

@@ -86,7 +86,9 @@ class OCR2Model(nn.Module):
                          num_crops: torch.Tensor | list[int] | None) -> torch.Tensor:
         """All images' decoder embeddings concatenated in placeholder order: (sum_i T_i, decoder hidden)."""
         n_images = global_views.shape[0]
-        counts = [0] * n_images if num_crops is None else [int(c) for c in num_crops]
+        # Split sizes live on the host: a device tensor is read back once (one sync), not element by element.
+        counts = ([0] * n_images if num_crops is None else
+                  num_crops.tolist() if isinstance(num_crops, torch.Tensor) else [int(c) for c in num_crops])
         if len(counts) != n_images:
             raise ValueError(f"num_crops has {len(counts)} entries for {n_images} images")
         if sum(counts) != (0 if crops is None else crops.shape[0]):
