@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 import yaml
 
 from eval.plots import loss_curves, metric_bars, metric_spread
@@ -62,7 +64,7 @@ def run_label(run: Path, cfg: dict, keys: list[str]) -> str:
     return ", ".join(parts) if parts else run.name
 
 
-def evaluate_run(run: Path, limit: int, max_new_tokens: int | None = None) -> dict:
+def evaluate_run(run: Path, limit: int, max_new_tokens: int | None = None, device: str | None = None) -> dict:
     """Score a run's latest checkpoint on its own validation pages, read the way it trained (its reading.json)."""
     from eval.harness import evaluate, protocol
     from eval.pages import iter_pages
@@ -70,7 +72,8 @@ def evaluate_run(run: Path, limit: int, max_new_tokens: int | None = None) -> di
     from ocr2.pipeline import OCRPipeline
 
     data = run_config(run)["data"]["path"]
-    pipe = OCRPipeline.from_pretrained(run, device="cpu", max_new_tokens=max_new_tokens, batch_size=16)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = OCRPipeline.from_pretrained(run, device=device, max_new_tokens=max_new_tokens, batch_size=16)
     pages = list(iter_pages(data, "validation", limit))
     result = evaluate(pipe, pages, run / "eval", info=protocol(pipe, str(run), data, "validation"))
     # Reading or guessing: held-out loss with blank pages minus loss with the real pages.
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-pages", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="generation cap (default: the checkpoint's reading recipe; the tables in docs/ used 160)")
+    p.add_argument("--device", default=None, help="where --evaluate reads the pages (default: cuda if available)")
     args = p.parse_args(argv)
     runs = find_runs(args.runs)
     if not runs:
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         curves[name] = [(m["step"], m["loss"]) for m in steps]
         metrics_file = run / "eval" / "metrics.json"
         if not metrics_file.exists() and args.evaluate:
-            evaluate_run(run, args.eval_pages, args.max_new_tokens)
+            evaluate_run(run, args.eval_pages, args.max_new_tokens, args.device)
         summary = json.loads(metrics_file.read_text())["summary"] if metrics_file.exists() else {}
         if args.evaluate and not (run / "eval" / "reading_order.json").exists():
             score_reading_order(run, args.eval_pages)
