@@ -8,7 +8,8 @@ Pages stream through (eval/pages.py, eval/official_layout.py): batches of pages 
 (eval/batching.py) are read, and each page's prediction (`predictions/<stem>.md`, the OmniDocBench layout) and
 record (`pages.jsonl`: token-limit hit, tokens, error) are written as soon as its batch is done, then scored; only
 the per-page figures stay in memory. A rerun into the same folder resumes: pages with both a prediction and a
-record are scored from disk, not read again. A page that fails (undecodable image, a model error) is scored as
+record are scored from disk, not read again - under the same protocol only (protocol.json; predictions of another
+checkpoint or reading setting are moved to superseded/<n>/, never mixed in). A page that fails (undecodable image, a model error) is scored as
 an empty prediction and reported, and read again by the next run.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,16 +33,30 @@ from eval.metrics.omnidocbench_groups import attribute_labels, group_figures, sp
 from eval.pages import EvalPage
 from eval.progress import Progress
 from ocr2.pipeline import OCRPipeline
+from ocr2.weights import resolve_model_dir
 
 RECORDS = "pages.jsonl"
+PROTOCOL_FILE = "protocol.json"
 PAGE_KEYS = ("text_edit", "text_edit_official_index_bug", "formula_edit", "reading_order_edit", "table_teds",
              "table_teds_s", "table_edit", "num_gt_text_blocks", "num_pred_blocks", "num_latex_tables_not_scored")
+
+
+def _checkpoint_dir(checkpoint: str) -> str:
+    """The directory the weights were read from (a run directory resolves to its latest checkpoint), so a run
+    that trained further is another protocol."""
+    if not Path(checkpoint).exists():
+        return str(checkpoint)  # a Hub id resolved by the caller, or a stand-in: the name as given
+    try:
+        return str(resolve_model_dir(checkpoint))
+    except Exception:  # noqa: BLE001 - not resolvable (a test stand-in): the name as given
+        return str(checkpoint)
 
 
 def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str | None, layout: str = "ocr2") -> dict:
     nr = pipe.no_repeat
     return {
-        "checkpoint": str(checkpoint), "dataset": str(dataset), "dataset_layout": layout, "split": split,
+        "checkpoint": str(checkpoint), "checkpoint_dir": _checkpoint_dir(checkpoint), "dataset": str(dataset),
+        "dataset_layout": layout, "split": split,
         "prompt": pipe.prompt, "views": pipe.recipe.name,
         "decoding": {"method": "greedy", "max_new_tokens": pipe.max_new_tokens,
                      "no_repeat_ngram": None if nr is None else {"n": nr.n, "window": nr.window,
@@ -54,13 +70,17 @@ def protocol(pipe: OCRPipeline, checkpoint: str, dataset: str, split: str | None
 
 
 class _Store:
-    """predictions/<stem>.md and pages.jsonl under `out_dir` (nothing when out_dir is None)."""
+    """predictions/<stem>.md, pages.jsonl and protocol.json under `out_dir` (nothing when out_dir is None).
+    Predictions made under another protocol (another checkpoint, prompt, views, decoding...) are never resumed
+    from: they are moved to `superseded/<n>/` (kept, not mixed in) and the pages are read again."""
 
-    def __init__(self, out_dir: Path | None):
+    def __init__(self, out_dir: Path | None, info: dict | None = None):
         self.dir = out_dir
         self.records: dict[str, dict] = {}
         if out_dir is None:
             return
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._supersede_if_other_protocol(json.loads(json.dumps(info or {}, default=str)))
         (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
         path = out_dir / RECORDS
         if path.is_file():
@@ -70,6 +90,24 @@ class _Store:
                 except json.JSONDecodeError:
                     continue  # a line torn by a kill mid-write: that page is read again
                 self.records[rec["stem"]] = rec
+
+    def _supersede_if_other_protocol(self, info: dict) -> None:
+        path = self.dir / PROTOCOL_FILE
+        previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        had_outputs = (self.dir / RECORDS).is_file() or (self.dir / "predictions").is_dir()
+        if had_outputs and previous != info:
+            n = 1
+            while (self.dir / "superseded" / str(n)).exists():
+                n += 1
+            target = self.dir / "superseded" / str(n)
+            target.mkdir(parents=True)
+            for name in ("predictions", RECORDS, PROTOCOL_FILE, "metrics.json", "summary.md"):
+                if (self.dir / name).exists():
+                    os.replace(self.dir / name, target / name)
+            changed = sorted(k for k in set(info) | set(previous or {}) if info.get(k) != (previous or {}).get(k))
+            print(f"ocr2-eval: {self.dir} held predictions of another protocol (differs in {changed or 'unknown'});"
+                  f" moved to {target}, reading every page again", file=sys.stderr, flush=True)
+        path.write_text(json.dumps(info, indent=1, ensure_ascii=False), encoding="utf-8")
 
     def _md(self, stem: str) -> Path:
         return self.dir / "predictions" / f"{stem}.md"
@@ -197,7 +235,7 @@ def evaluate(pipe: OCRPipeline, pages: Iterable[EvalPage], out_dir: Path | None 
         _check_unique(pages)
         total = len(pages) if total is None else total
     out_dir = Path(out_dir) if out_dir is not None else None
-    store, bar = _Store(out_dir), Progress(total, progress)
+    store, bar = _Store(out_dir, info), Progress(total, progress)
     entries: dict[str, dict] = {}
     errors: dict[str, str] = {}
     start, tokens = time.perf_counter(), 0

@@ -187,3 +187,15 @@ def test_a_predictions_folder_is_scored_without_a_model(release, tmp_path):
     assert report["summary"]["text_edit"] == pytest.approx(direct["summary"]["text_edit"], abs=1e-12)
     assert report["missing_predictions"] == [list(answers)[-1]] and report["cdm"]["available"] in (True, False)
     assert sorted(report["by_page_type"]) == ["book", "exam_paper", "research_report"]
+
+
+def test_predictions_of_another_protocol_are_kept_apart_not_resumed(release, tmp_path):
+    folder, answers = release
+    out = tmp_path / "out"
+    evaluate(StandIn(answers), open_source(folder).pages, out, progress=False, info={"prompt": "a"})
+    pipe = StandIn(answers)
+    again = evaluate(pipe, open_source(folder).pages, out, progress=False, info={"prompt": "b"})
+    assert again["run"]["pages_read"] == N and again["run"]["pages_resumed"] == 0
+    assert len(list((out / "superseded" / "1" / "predictions").glob("*.md"))) == N
+    same = evaluate(StandIn(answers), open_source(folder).pages, out, progress=False, info={"prompt": "b"})
+    assert same["run"]["pages_resumed"] == N
