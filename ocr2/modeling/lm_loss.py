@@ -39,9 +39,13 @@ def label_loss(head: nn.Module, hidden: torch.Tensor, labels: torch.Tensor,
     if n == 0:
         return _chunk_loss_sum(head, selected, targets) / 0.0
     total = None
+    # A frozen head (LoRA, or a stage that freezes lm_head) is not recomputed: under ZeRO-3 its released weight is
+    # not gathered again for a recompute (it has no gradient hook), so each chunk keeps its logits instead; the
+    # saving over the old head (labelled positions only, not every position) still holds.
+    recompute = torch.is_grad_enabled() and any(p.requires_grad for p in head.parameters())
     for start in range(0, n, chunk_tokens):
         h, t = selected[start:start + chunk_tokens], targets[start:start + chunk_tokens]
-        part = (checkpoint(_chunk_loss_sum, head, h, t, use_reentrant=False) if torch.is_grad_enabled()
+        part = (checkpoint(_chunk_loss_sum, head, h, t, use_reentrant=False) if recompute
                 else _chunk_loss_sum(head, h, t))
         total = part if total is None else total + part
     return total / n
