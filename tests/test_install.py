@@ -59,7 +59,7 @@ def test_wheel_installs_and_trains_outside_the_checkout(tmp_path):
     assert (Path(files["CONFIG_DIR"]) / "synth" / "demo.json").is_file()
 
     scripts = site / "bin"
-    assert "model: micro, official, small, tiny" in _run([str(scripts / "ocr2-train"), "--help"], cwd, e).stdout
+    assert "model: checkpoint, micro, official, small, tiny" in _run([str(scripts / "ocr2-train"), "--help"], cwd, e).stdout
     assert "checkpoint: ???" in _run([str(scripts / "ocr2-eval"), "--help"], cwd, e).stdout
 
     data, run = tmp_path / "data", tmp_path / "run"

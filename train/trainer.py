@@ -60,7 +60,7 @@ def train(cfg: DictConfig) -> dict:
     start_point = build_start(cfg, dtype, info.device)  # config, weights and tokenizer: from scratch or init_from
     model, model_cfg, tokenizer = start_point.model, start_point.config, start_point.tokenizer
     if cfg.trainer.activation_checkpointing:
-        model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = True
+        model.set_gradient_checkpointing(True)  # SAM tokenizer (when it trains), encoder, decoder
     tuning = setup_tuning(model, cfg, start_point.init_dir)  # the stage's freezing, or LoRA adapters
     frozen = tuning.frozen
 
