@@ -18,9 +18,10 @@ from train.checkpointing import CheckpointManager, tag_for
 from train.init_model import build_start
 from train.tuning import model_dir_writer, setup as setup_tuning
 from train.validation import Validator
-from train.dist import DistInfo, all_true, barrier, init_distributed, sum_over_ranks, to_device
+from train.dist import DistInfo, barrier, init_distributed, to_device
 from train.metrics import MetricsLogger
 from train.resume_check import check_resume
+from train.step_totals import StepTotals
 from train.optim import SkippableAdamW, fused_adamw
 from train.preemption import PreemptionFlag, Preempted
 from train.schedule import cosine_lr
@@ -38,16 +39,6 @@ def _broadcast_run_dir(run_dir: str) -> Path:
     if tdist.is_initialized():
         tdist.broadcast_object_list(obj, src=0)
     return Path(obj[0])
-
-
-def _zero_loss(loss: torch.Tensor) -> torch.Tensor:
-    """A loss whose gradient is zero for every parameter, through the micro-batch's own graph: a skipped
-    micro-batch still runs backward, so DeepSpeed's gradient hooks, ZeRO-3's parameter fetches and the accumulation
-    counters stay in step on every rank. (Summing the parameters instead fails under ZeRO-3, which has already
-    released them to empty placeholders.) nan_to_num makes the value 0, not NaN; the gradients that reach the
-    weights may still hold NaN where the forward did, which is harmless: the optimizer step of a step with a
-    non-finite micro-batch is skipped on every rank and the gradients are then zeroed."""
-    return torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0
 
 
 def train(cfg: DictConfig) -> dict:
@@ -131,32 +122,30 @@ def train(cfg: DictConfig) -> dict:
         lr = cosine_lr(step, max_steps, float(cfg.stage.lr), float(cfg.stage.min_lr), int(cfg.trainer.warmup_steps))
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
-        start, bad, losses, aux, tokens = time.perf_counter(), False, [], [], 0
+        start, totals = time.perf_counter(), StepTotals(info.device)  # device tensors: no host sync per micro-batch
         for micro in range(accum):
             batch = to_device(next(batches), info.device, dtype)
-            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+            mask = batch.get("attention_mask")
+            tokens = mask.sum() if mask is not None else torch.tensor(batch["input_ids"].numel(), device=info.device)
             out = engine(**batch)
             if step + 1 in poisoned:
                 out.loss = out.loss * float("nan")
-            finite = all_true(bool(torch.isfinite(out.loss).item()))
-            loss = out.loss if finite else _zero_loss(out.loss)
-            bad |= not finite
-            losses.append(out.lm_loss.item() if finite else float("nan"))
-            if out.aux_loss is not None and finite:
-                aux.append(out.aux_loss.item())
+            loss = totals.add(out.loss, out.lm_loss, out.aux_loss, tokens)
             if micro == accum - 1:
+                bad = not totals.all_finite()  # the step's first host sync
                 optimizer.skip_next = bad  # the boundary step() below is then a no-op on every rank
             engine.backward(loss)
             engine.step()
         step += 1
         skipped_steps += bad
         consecutive = consecutive + 1 if bad else 0
-        loss_value = _mean_over_ranks(sum(losses) / len(losses)) if not bad else float("nan")
+        figures = totals.read()  # the step's second host sync (one all-reduce of the totals)
+        loss_value = figures["loss"] if not bad else float("nan")
         final_loss = loss_value if not bad else final_loss
         elapsed = time.perf_counter() - start
-        tok_s = sum_over_ranks(tokens) / elapsed
+        tok_s = figures["tokens"] / elapsed
         record = {"step": step, "loss": loss_value, "lr": lr, "tokens_per_s": tok_s, "skipped_steps": skipped_steps,
-                  "aux_loss": sum(aux) / len(aux) if aux else None, "data_skipped": data.skip_counts()}
+                  "aux_loss": figures["aux_loss"] if not bad else None, "data_skipped": data.skip_counts()}
         new_best = False
         if validator.due(step, max_steps):
             record.update(validator.run(engine, info.device, dtype))
@@ -208,6 +197,3 @@ def train(cfg: DictConfig) -> dict:
     barrier()
     return summary
 
-
-def _mean_over_ranks(x: float) -> float:
-    return sum_over_ranks(x) / (tdist.get_world_size() if tdist.is_initialized() else 1)
