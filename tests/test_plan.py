@@ -9,6 +9,7 @@ an assumption the plan states.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 
 import pytest
@@ -17,8 +18,9 @@ import torch
 from ocr2 import OCR2Config, OCR2Model
 from ocr2.tokens import IGNORE_INDEX
 from train import activation_bytes as ab
-from train.memory_plan import (BF16, DeepSpeedSizes, Setup, _allreduce_bucket, buffers, count_parameters,
-                               encoder_attention_form, meta_model, model_states, plan, stage_frozen, trains_for)
+from train.memory_plan import (BF16, DeepSpeedSizes, Setup, _allreduce_bucket, answer_positions, buffers,
+                               count_parameters, encoder_attention_form, logits_loss, meta_model, model_states, plan,
+                               stage_frozen, trains_for)
 from train.plan import main
 from train.stages import apply_freezing
 
@@ -53,7 +55,7 @@ def tiny(frozen=(), checkpointing=False, dtype=torch.float32) -> OCR2Model:
     torch.manual_seed(0)
     model = OCR2Model(CFG).to(dtype).train()
     apply_freezing(model, list(frozen))
-    model.encoder.gradient_checkpointing = model.decoder.gradient_checkpointing = checkpointing
+    model.set_gradient_checkpointing(checkpointing)  # as the trainer: SAM blocks (when they train), encoder, decoder
     return model
 
 
@@ -65,9 +67,10 @@ def lora_tiny(experts: bool, checkpointing=False, rank=4, dtype=torch.float32):
     return apply_lora(model, LoraSettings(r=rank, experts=experts)).to(dtype).train()
 
 
-def forward(model, length, crops=0, rows=1, dtype=torch.float32):
+def forward(model, length, crops=0, rows=1, dtype=torch.float32, answer=None):
     """One training forward on a real batch: `rows` samples of `length` positions, each a global view (+ crops),
-    its `<image>` placeholders and text, labels on the text, an all-ones attention mask (as the collator gives)."""
+    its `<image>` placeholders and text, labels on the text (on its last `answer` positions when given), an
+    all-ones attention mask (as the collator gives)."""
     g = torch.Generator().manual_seed(length + crops)
     views = torch.rand(rows, 3, CFG.global_view_size, CFG.global_view_size, generator=g).to(dtype) * 2 - 1
     crop = (torch.rand(rows * crops, 3, CFG.crop_size, CFG.crop_size, generator=g).to(dtype) * 2 - 1) if crops else None
@@ -75,20 +78,29 @@ def forward(model, length, crops=0, rows=1, dtype=torch.float32):
     ids = torch.tensor([[CFG.bos_token_id] + [CFG.image_token_id] * n_image + [40] * (length - 1 - n_image)] * rows)
     labels = ids.clone()
     labels[:, :1 + n_image] = IGNORE_INDEX
+    if answer is not None:
+        labels[:, :length - answer] = IGNORE_INDEX
     return lambda: model(input_ids=ids, global_views=views, crops=crop, num_crops=[crops] * rows if crops else None,
                          attention_mask=torch.ones_like(ids), labels=labels)
 
 
+def labelled(length: int, crops: int = 0, rows: int = 1) -> int:
+    """The positions `forward` labels: every text position after the image placeholders (the first is never one)."""
+    return rows * (length - 1 - CFG.image_token_count(crops))
+
+
 def planned(setup: Setup, a=4, rows=1, crops=0) -> float:
-    """The plan's saved bytes (no recompute term) for the same forward, logits' saved part included."""
-    t = trains_for(setup)
-    acts = [ab.decoder(CFG, t, a, rows * setup.seq_len, setup.checkpointing),
-            ab.encoder(CFG, t, a, rows, CFG.global_view_size, setup.checkpointing),
-            ab.vision(CFG, t, a, rows, CFG.global_view_size, "cpu_blocked")]
+    """The plan's saved bytes (no recompute term) for the same forward, the loss's saved part included."""
+    t, ck = trains_for(setup), setup.checkpointing
+    acts = [ab.decoder(CFG, t, a, rows * setup.seq_len, ck),
+            ab.encoder(CFG, t, a, rows, CFG.global_view_size, ck),
+            ab.vision(CFG, t, a, rows, CFG.global_view_size, "cpu_blocked", ck)]
     if crops:
-        acts += [ab.encoder(CFG, t, a, rows * crops, CFG.crop_size, setup.checkpointing),
-                 ab.vision(CFG, t, a, rows * crops, CFG.crop_size, "cpu_blocked")]
-    return sum(x.saved for x in acts) + ab.logits_loss(CFG.decoder.vocab_size, rows, setup.seq_len)["saved"]
+        acts += [ab.encoder(CFG, t, a, rows * crops, CFG.crop_size, ck),
+                 ab.vision(CFG, t, a, rows * crops, CFG.crop_size, "cpu_blocked", ck)]
+    loss = ab.logits_loss(CFG.decoder.vocab_size, CFG.decoder.hidden_size, a, labelled(setup.seq_len, crops, rows),
+                          t.lm_head)
+    return sum(x.saved for x in acts) + loss["saved"]
 
 
 def close(planned_value: float, measured: float) -> bool:
@@ -146,14 +158,17 @@ def _views_bytes(model, size, n):
 
 @pytest.mark.parametrize("stage", list(STAGES))
 @pytest.mark.parametrize("size", [1024, 768])
-def test_vision_path_bytes_per_view(stage, size):
-    """Tokenizer + encoder + projector for one more view of each size, per stage's freezing."""
-    model = tiny(STAGES[stage])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_vision_path_bytes_per_view(stage, size, checkpointing):
+    """Tokenizer + encoder + projector for one more view of each size, per stage's freezing; with checkpointing
+    the SAM blocks (stage 1) and the encoder layers keep only their inputs."""
+    model = tiny(STAGES[stage], checkpointing)
     one, two = _views_bytes(model, size, 1), _views_bytes(model, size, 2)
     t = trains_for(Setup(stage=stage))
 
     def plan_views(n):
-        return ab.vision(CFG, t, 4, n, size, "cpu_blocked").saved + ab.encoder(CFG, t, 4, n, size, False).saved
+        return (ab.vision(CFG, t, 4, n, size, "cpu_blocked", checkpointing).saved
+                + ab.encoder(CFG, t, 4, n, size, checkpointing).saved)
 
     assert close(plan_views(2) - plan_views(1), two - one), (plan_views(2) - plan_views(1), two - one)
     assert close(plan_views(1), one)
@@ -161,7 +176,8 @@ def test_vision_path_bytes_per_view(stage, size):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_encoder_math_form_matches_sdpas_math_kernel(dtype):
-    """On CUDA the encoder's GQA + dense mask leave SDPA only its math kernel; forced here on CPU."""
+    """What CUDA gives a dense mask with GQA (a mask spec without a two-call form): SDPA's math kernel, forced
+    here on CPU."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     model = tiny(STAGES["stage2_query"], dtype=dtype)
@@ -172,7 +188,30 @@ def test_encoder_math_form_matches_sdpas_math_kernel(dtype):
     t = trains_for(Setup(stage="stage2_query"))
     plan_one, plan_two = (ab.encoder(CFG, t, a, n, 1024, False, "math").saved for n in (1, 2))
     assert close(plan_one, one) and close(plan_two - plan_one, two - one), (plan_one, one, plan_two, two)
-    assert encoder_attention_form(CFG) == "math"  # tiny and official: sdpa, 4/2 and 14/2 heads
+    dense = dataclasses.replace(CFG, encoder=dataclasses.replace(CFG.encoder, mask="full_bidirectional"))
+    assert encoder_attention_form(dense) == "math"  # no two-call form: the dense mask, 4/2 heads
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_encoder_split_form_matches_sdpa_split(dtype):
+    """The form CUDA runs for every backend (the default `sdpa` resolves to `sdpa_split` there): two mask-free
+    calls. On CPU torch materialises the query call's bottom-right causal mask; CUDA's flash takes it as a flag."""
+    cfg = dataclasses.replace(CFG, attn_implementation="sdpa_split")
+    torch.manual_seed(0)
+    model = OCR2Model(cfg).to(dtype).train()
+    apply_freezing(model, list(STAGES["stage2_query"]))
+    a = 4 if dtype == torch.float32 else BF16
+    one, two = (saved_bytes(lambda n=n: model.encode_views(torch.zeros(n, 3, 1024, 1024, dtype=dtype)), model)
+                for n in (1, 2))
+    t = trains_for(Setup(stage="stage2_query"))
+    plan_one, plan_two = (ab.encoder(cfg, t, a, n, 1024, False, "split_cpu").saved for n in (1, 2))
+    assert close(plan_one, one) and close(plan_two - plan_one, two - one), (plan_one, one, plan_two, two)
+    n_v, n_q = CFG.vision.tokens_for(1024), CFG.num_queries(1024)
+    mask = CFG.encoder.num_layers * a * n_q * (n_v + n_q)
+    assert ab.encoder(cfg, t, a, 1, 1024, False, "split").saved == plan_one - mask
+    for backend in ("sdpa", "sdpa_split", "flash", "auto"):
+        assert encoder_attention_form(dataclasses.replace(CFG, attn_implementation=backend)) == "split"
+    assert encoder_attention_form(OCR2Config.from_preset("official")) == "split"
 
 
 def test_frozen_stages_save_only_what_a_trainable_module_reads():
@@ -257,9 +296,46 @@ def test_meta_model_builds_without_memory():
     assert all(p.device.type == "meta" for p in model.parameters())
 
 
-def test_logits_cost_16_bytes_per_vocab_entry_per_position():
-    ll = ab.logits_loss(129_280, 1, 4097)
-    assert sum(ll.values()) == pytest.approx(16 * 129_280 * 4096 + 4 * 129_280 + 8 * 4096)
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_loss_bytes_per_answer_token_match_the_measured_slope(mode):
+    """The head and loss run on labelled positions only: what a forward saves grows with the answer tokens, not
+    with the sequence. Head trains (stage 3): its chunks are checkpointed (hidden state, targets, indices per
+    answer token); head frozen (LoRA): each chunk keeps its log-softmax."""
+    model = tiny(STAGES["stage3_decoder"]) if mode == "full" else lora_tiny(True)
+    few, many, length = 100, 500, 900
+    m_few, m_many = (saved_bytes(forward(model, length, answer=n), model) for n in (few, many))
+    setup = Setup(mode=mode, stage="stage3_decoder", seq_len=length, views=1, lora_rank=4)
+    t = trains_for(setup)
+
+    def loss(n):
+        return ab.logits_loss(CFG.decoder.vocab_size, CFG.decoder.hidden_size, 4, n, t.lm_head)["saved"]
+
+    assert close((loss(many) - loss(few)) / (many - few), (m_many - m_few) / (many - few))
+    # The rest of the forward does not depend on the labels: planned with `many` labelled positions.
+    assert close(planned(setup) - loss(labelled(length)) + loss(many), m_many)
+    per_token = (m_many - m_few) / (many - few)
+    expected = 4 * CFG.decoder.hidden_size + 24 if mode == "full" else 4 * CFG.decoder.vocab_size + 24
+    assert close(per_token, expected), (per_token, expected)
+
+
+def test_loss_terms_depend_on_answer_tokens_not_sequence_length():
+    cfg = OCR2Config.from_preset("official")
+    v, h = cfg.decoder.vocab_size, cfg.decoder.hidden_size
+    trains, frozen = (ab.logits_loss(v, h, BF16, 2048, head) for head in (True, False))
+    assert trains == {"saved": (2 * h + 24) * 2048, "transient": 3 * 4 * v * 1024}  # one chunk recomputed
+    assert frozen == {"saved": (4 * v + 24) * 2048 + 4 * 2, "transient": 2 * 4 * v * 1024}  # 2 chunks
+    assert ab.logits_loss(v, h, BF16, 300, True)["transient"] == 3 * 4 * v * 300  # a partial chunk
+    base = Setup(stage="stage3_decoder", seq_len=4096, answer_tokens=1024)
+    assert logits_loss(cfg, base) == logits_loss(cfg, dataclasses.replace(base, seq_len=8192))
+    assert logits_loss(cfg, dataclasses.replace(base, micro_batch=2))["saved"] == 2 * logits_loss(cfg, base)["saved"]
+    assert plan(cfg, base).logits == sum(logits_loss(cfg, base).values())
+    assert logits_loss(cfg, dataclasses.replace(base, mode="lora")) == {"saved": (4 * v + 24) * 1024 + 4,
+                                                                        "transient": 2 * 4 * v * 1024}
+    # Capped at the text positions: 7 views take 1121 of 2048, the first position is never a target.
+    assert answer_positions(cfg, dataclasses.replace(base, seq_len=2048)) == 2048 - 1 - 1121
+    assert answer_positions(cfg, base) == 1024
+    with pytest.raises(ValueError):
+        Setup(answer_tokens=0)
 
 
 # ----------------------------------------------------------------------------------------- the command
@@ -287,15 +363,33 @@ def test_cli_reads_a_model_config_and_sweeps_shapes(tmp_path, capsys):
     assert "seq 300 with 3 views" in out  # 545 image positions leave no text: said, not planned
 
 
-def test_cli_attention_backend_changes_the_encoder(capsys):
+def test_cli_attention_backend_and_mask_set_the_encoder_form(tmp_path, capsys):
+    """On CUDA every backend runs the official mask as two mask-free calls; a mask spec without that form gets
+    the dense mask, which with grouped-query heads means SDPA's math kernel (fp32 probabilities)."""
     args = ["--mode", "full", "--stage", "stage2_query", "--zero", "2", "--gpus", "8", "--checkpointing", "off"]
+    official = OCR2Config.from_preset("official")
+    dense = dataclasses.replace(official, encoder=dataclasses.replace(official.encoder, mask="full_bidirectional"))
+    dense.save(tmp_path / "config.json")
     assert main(args) == 0 and main(args + ["--attn-implementation", "flash"]) == 0
-    sdpa, flash = (out for out in capsys.readouterr().out.split("# ocr2-plan")[1:])
+    assert main(args + ["--model", str(tmp_path)]) == 0
+    sdpa, flash, math_form = (out for out in capsys.readouterr().out.split("# ocr2-plan")[1:])
+
     def view(out):  # the global view's MiB in the per-view table
         row = next(r for r in out.splitlines() if r.startswith("| full | stage2_query | off |"))
-        return float(row.split("|")[6])
+        return float(row.split("|")[8])
 
-    assert view(flash) < view(sdpa) and "math form" in sdpa and "fused form" in flash
+    assert view(flash) == view(sdpa) < view(math_form)
+    assert "split form" in sdpa and "split form" in flash and "math form" in math_form
+
+
+def test_cli_answer_tokens_set_the_loss_column(capsys):
+    args = ["--mode", "lora", "--zero", "2", "--gpus", "1", "--checkpointing", "on", "--seq-len", "2048,4096"]
+    assert main(args + ["--answer-tokens", "256,1024"]) == 0
+    out = capsys.readouterr().out
+    assert "| seq | answer |" in out and "926 for seq 2048 with 7 views" in out  # 1024 capped at the text room
+    rows = [r.split("|") for r in out.splitlines() if r.startswith("| LoRA") and r.count("|") > 15]
+    loss = {(int(r[6]), int(r[7])): float(r[12]) for r in rows}
+    assert loss[(2048, 256)] == loss[(4096, 256)] < loss[(2048, 926)] < loss[(4096, 1024)]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -12,13 +12,22 @@ code computes in fp32 whatever the dtype (RMSNorm's upcast, the router, the expe
 Checked against saved-tensor bytes measured on the tiny model (tests/test_plan.py).
 
 Kernel forms (CUDA): decoder attention is SDPA's flash form (saves q, k, v, out and a fp32 logsumexp). The
-encoder hands SDPA grouped-query heads and, with the default `sdpa` backend, a dense (L, L) mask: on CUDA only
-SDPA's math kernel takes both (flash takes no mask, memory-efficient no GQA), which keeps fp32 copies of q and the
-repeated k, v and the fp32 (H, L, L) probabilities (`encoder_attention="math"`); "fused" is the form of a kernel
-that takes both (CPU's flash kernel, the cross-check): q, k, v, out, logsumexp and the mask as an additive bias.
-The SAM blocks hand SDPA a dense rel-pos bias that needs a gradient (memory-efficient kernel: q, k, v, the bias
-padded to 16 columns, out, logsumexp); `vision_attention="cpu_blocked"` counts the CPU fp32 kernel of
-ocr2/modeling/rel_pos_attention.py instead.
+encoder's mask specs with a two-call form (the official `causal_flow` among them) run as two mask-free calls on
+CUDA whatever the backend (`sdpa` resolves to `sdpa_split` there, `auto` to `flash` or `sdpa_split`;
+ocr2/modeling/attention.py): visual rows over visual keys, query rows over every key (causal, bottom-right), each
+a fused kernel taking grouped-query heads (flash), then their outputs concatenated (`encoder_attention="split"`).
+"split_cpu" is the same on CPU, where torch materialises the query call's bottom-right causal mask as an additive
+(n_q, L) bias (the cross-check); "whole" one mask-free call (specs without queries); "fused" one call with the
+dense (L, L) mask as an additive bias (CPU's flash kernel: the cross-check of dense `sdpa`); "math" SDPA's math
+kernel, what CUDA gives a dense mask with grouped-query heads (specs without a two-call form): fp32 copies of q and
+the repeated k, v and the fp32 (H, L, L) probabilities. The SAM blocks hand SDPA a dense rel-pos bias that needs a
+gradient (memory-efficient kernel: q, k, v, the bias padded to 16 columns, out, logsumexp);
+`vision_attention="cpu_blocked"` counts the CPU fp32 kernel of ocr2/modeling/rel_pos_attention.py instead.
+
+Activation checkpointing (`OCR2Model.set_gradient_checkpointing`, which the trainer calls): every decoder and
+encoder layer and every SAM block keeps only its input; backward recomputes one at a time. The loss
+(ocr2/modeling/lm_loss.py) runs the head only on labelled positions, in chunks of 1,024, checkpointed whenever the
+head trains (whatever the trainer's setting) and not recomputed when it is frozen (see `logits_loss`).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from ocr2.config import DecoderConfig, EncoderConfig, OCR2Config, VisionTokenizerConfig
+from ocr2.modeling.lm_loss import CHUNK_TOKENS
 
 F32, I64 = 4, 8
 
@@ -129,15 +139,16 @@ def decoder_layer(d: DecoderConfig, moe: bool, t: Trains, a: int, input_grad: bo
 
 
 def decoder(cfg: OCR2Config, t: Trains, a: int, tokens: int, checkpointing: bool) -> Act:
-    """The decoder stack over `tokens` positions (micro-batch x sequence length), final norm and lm_head input
-    included, the logits and loss not (see `logits_loss`)."""
+    """The decoder stack over `tokens` positions (micro-batch x sequence length), final norm included; the head
+    and the loss are not (see `logits_loss`): they run on the labelled positions only, which the loss selects by
+    index (the index saves no copy of the final norm's output over every position)."""
     d = cfg.decoder
     layers = [decoder_layer(d, i >= d.first_k_dense, t, a, input_grad=t.decoder_input_grad or i > 0)
               for i in range(d.num_layers)]
     head_dim = d.hidden_size // d.num_heads
     per_token = (I64 if t.embed else 0) + (1 if t.decoder_input_grad else 0)  # ids (embedding), scatter mask
     per_token += _rope(head_dim, a)
-    per_token += _rms_norm(d.hidden_size, a, True, t.decoder) + (a * d.hidden_size if t.lm_head else 0)
+    per_token += _rms_norm(d.hidden_size, a, True, t.decoder)
     if not checkpointing:
         return Act(saved=tokens * (per_token + sum(p for p, _ in layers)) + sum(c for _, c in layers))
     # Checkpointed: each layer keeps its input (the residual stream); backward recomputes one layer at a time.
@@ -145,15 +156,24 @@ def decoder(cfg: OCR2Config, t: Trains, a: int, tokens: int, checkpointing: bool
     return Act(saved=tokens * (per_token + d.num_layers * a * d.hidden_size), recompute=biggest)
 
 
-def logits_loss(vocab: int, rows: int, length: int) -> dict[str, float]:
-    """The head's fp32 logits over every position (model.py: `lm_head(hidden).float()`) and the loss.
+def logits_loss(vocab: int, hidden: int, a: int, labelled: int, head_trains: bool,
+                chunk: int = CHUNK_TOKENS) -> dict[str, float]:
+    """Head and cross-entropy over the `labelled` positions of a micro-batch (ocr2/modeling/lm_loss.py): the
+    positions are selected with one `nonzero` (its (N, 2) int64 output is what the index saves), the int64
+    targets are kept, and the head runs chunk by chunk; no logits are held by the output.
 
-    held: the fp32 logits, kept by the returned output through backward (the trainer holds `out`);
-    saved: log-softmax output (fp32) and int64 targets over the shifted positions;
-    transient: the loss backward's two fp32 (positions, vocab) gradient buffers."""
-    shifted = rows * (length - 1)
-    return {"held": F32 * vocab * rows * length, "saved": (F32 * vocab + I64) * shifted,
-            "transient": 2 * F32 * vocab * shifted}
+    Head trains: each chunk runs under activation checkpointing, so forward keeps the selected hidden states
+    (the chunks' inputs); backward recomputes one chunk: its fp32 log-softmax output and the two fp32 gradient
+    buffers of (chunk, vocab) are the transient. Head frozen (LoRA, a stage that freezes lm_head): nothing is
+    recomputed (ZeRO-3 would not gather a frozen weight again), so every chunk's fp32 log-softmax output is saved
+    instead (the head's input is not: a frozen Linear keeps only its weight); the transient is one chunk's two
+    gradient buffers."""
+    index = 2 * I64 + I64  # nonzero's (N, 2) row/column indices, the int64 targets
+    part = min(labelled, chunk)
+    if head_trains:
+        return {"saved": (a * hidden + index) * labelled, "transient": 3 * F32 * vocab * part}
+    chunks = -(-labelled // chunk)  # each chunk's nll_loss also keeps its fp32 total weight
+    return {"saved": (F32 * vocab + index) * labelled + F32 * chunks, "transient": 2 * F32 * vocab * part}
 
 
 # ----------------------------------------------------------------------------------------- encoder
@@ -167,16 +187,20 @@ def _math_attention(h: int, kv: int, heads: int, length: int, a: int) -> float:
     return a * h + F32 * (h + 2 * repeated) + F32 * heads * length + a * h
 
 
+ENCODER_FORMS = ("split", "split_cpu", "whole", "fused", "math")
+
+
 def encoder(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int, checkpointing: bool,
             attention: str = "fused") -> Act:
     """DeepEncoder V2 over `views` views of one size (run as one batch), projector input included.
-    `attention`: "fused" or "math" (see the module docstring)."""
+    `attention`: one of ENCODER_FORMS (see the module docstring)."""
     from ocr2.modeling.masks import get_mask_spec
 
     e: EncoderConfig = cfg.encoder
     spec = get_mask_spec(e.mask)
     n_visual = cfg.vision.tokens_for(view_size)
-    length = n_visual + (cfg.num_queries(view_size) if spec.use_queries else 0)
+    n_query = cfg.num_queries(view_size) if spec.use_queries else 0
+    length = n_visual + n_query
     tokens = views * length
     h, kv = e.hidden_size, e.hidden_size * e.num_kv_heads // e.num_heads
     # The projector reads the query rows of the final norm's output: for one view that slice is a view of the
@@ -185,14 +209,21 @@ def encoder(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int, chec
     projector = (a * h * (length if views == 1 else views * kept)) if t.projector else 0.0
     if not t.encoder:
         return Act(saved=projector)
-    if attention == "fused":
-        attend = _attention(h, kv, e.num_heads, a, True, 0)
-        # `sdpa` gets the mask spec as a dense (L, L) boolean; SDPA turns it into an additive bias per layer call.
-        mask = a * length * length if cfg.attn_implementation in ("sdpa", "eager") else 0.0
-    elif attention == "math":
+    if attention not in ENCODER_FORMS:
+        raise ValueError(f"encoder attention form must be one of {ENCODER_FORMS}, got {attention!r}")
+    if attention == "math":
         attend, mask = _math_attention(h, kv, e.num_heads, length, a), 0.0
     else:
-        raise ValueError(f"encoder attention form must be 'fused' or 'math', got {attention!r}")
+        attend = _attention(h, kv, e.num_heads, a, True, 0)
+        mask = 0.0
+        if attention in ("split", "split_cpu"):
+            # Two calls: their outputs are two tensors (each saved by its call), concatenated; o_proj keeps a
+            # contiguous copy of the concatenation.
+            attend += a * h
+        if attention == "split_cpu" and (spec.split_form() or (None, None))[1] == "causal":
+            mask = a * n_query * length  # the query call's bottom-right causal mask, materialised on CPU
+        elif attention == "fused":
+            mask = a * length * length  # the dense (L, L) boolean, turned into an additive bias per layer call
     layer = 2 * _rms_norm(h, a, True, True) + attend + _swiglu(h, e.intermediate_size, a, True, 0)
     if not (t.vision or spec.use_queries):
         layer_0_norm = _rms_norm(h, a, True, True) - _rms_norm(h, a, False, True)  # its input needs no gradient
@@ -213,8 +244,10 @@ def _pad16(n: int) -> int:
 
 
 def vision(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int,
-           attention: str = "cuda") -> Act:
-    """SAM ViT-B + neck + compressor over `views` views of `view_size` px (never checkpointed by the trainer)."""
+           attention: str = "cuda", checkpointing: bool = False) -> Act:
+    """SAM ViT-B + neck + compressor over `views` views of `view_size` px. Checkpointed (the trainer's
+    `set_gradient_checkpointing`, when the tokenizer trains): each block keeps only its input, backward recomputes
+    one block at a time; the patch embedding, neck and compressor are not checkpointed."""
     if not t.vision:
         return Act()
     v: VisionTokenizerConfig = cfg.vision
@@ -225,6 +258,7 @@ def vision(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int,
     stats = 2 * F32  # LayerNorm mean and rstd per token (fp32 on CUDA)
     per_view = a * 3 * view_size * view_size  # the patch conv keeps its input pixels
     const = 0.0
+    blocks = []  # (bytes per view, constant bytes) each block saves
     for i in range(v.depth):
         windowed = i not in set(v.global_attn_indexes)
         side = v.window_size if windowed else grid
@@ -242,13 +276,17 @@ def vision(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int,
             raise ValueError(f"vision attention form must be 'cuda' or 'cpu_blocked', got {attention!r}")
         block += a * c * padded  # proj input (a contiguous copy)
         block += a * c * tokens + stats * tokens + a * c * tokens + 2 * a * hidden * tokens  # norm2, lin1, GELU, lin2
-        per_view += block
-        const += 2 * a * side * side * head_dim + I64 * side * side  # rel-pos tables (per call) and their index
+        # rel-pos tables (per call) and their index
+        blocks.append((block, 2 * a * side * side * head_dim + I64 * side * side))
     n = v.neck_channels
-    per_view += a * c * tokens  # neck conv 1x1 input
+    per_view += a * c * tokens  # neck conv 1x1 input (the last block's output)
     per_view += 2 * (a * n * tokens + stats * tokens) + 2 * a * n * tokens  # two LayerNorm2d, conv 3x3 and net_2 input
     side = grid
     for i, ch in enumerate(v.compressor_channels[:-1]):
         side = math.ceil(side / 2)
         per_view += a * ch * side * side  # later convs keep the previous conv's output
-    return Act(saved=views * per_view + const)
+    if checkpointing:
+        # Each block's input (block 0's is the position-embedded patch grid) stays; one block is recomputed.
+        per_view += v.depth * a * c * tokens
+        return Act(saved=views * per_view, recompute=max(views * b + k for b, k in blocks))
+    return Act(saved=views * (per_view + sum(b for b, _ in blocks)) + sum(k for _, k in blocks))

@@ -1,5 +1,8 @@
 """Per-GPU memory of one ocr2-train step, analytically: model states, activations, logits/loss, buffers.
 
+The head and loss run on the labelled (answer) positions only (ocr2/modeling/lm_loss.py), so the logits/loss term
+depends on `Setup.answer_tokens`, not on the sequence length.
+
 Parameter counts are exact: the model is built on the meta device and frozen with train/stages.py's own
 `apply_freezing` and the stage yamls, or given the adapters of ocr2/lora.py's `apply_lora` (its defaults: the
 decoder's projections and routed experts; `lora.encoder` and `modules_to_save` are not modelled). Model states follow what the trainer's DeepSpeed setup does (bf16 enabled,
@@ -58,6 +61,9 @@ class Setup:
     micro_batch: int = 1
     seq_len: int = 4096  # decoder positions per sample, image placeholders included
     views: int = 7  # per sample: one global view plus views - 1 crops
+    # Labelled positions per sample (where the loss is computed: the answer); at most what the views and the first
+    # position leave of seq_len (see `answer_positions`).
+    answer_tokens: int = 1024
     lora_rank: int = 16
     lora_experts: bool = True  # adapters on the routed experts' stacked weights as well
 
@@ -68,7 +74,7 @@ class Setup:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.zero not in (0, 1, 2, 3):
             raise ValueError(f"ZeRO stage must be 0-3, got {self.zero}")
-        for name in ("gpus", "micro_batch", "seq_len", "views", "lora_rank"):
+        for name in ("gpus", "micro_batch", "seq_len", "views", "lora_rank", "answer_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
@@ -194,15 +200,32 @@ def check_supported(cfg: OCR2Config) -> None:
 
 
 def encoder_attention_form(cfg: OCR2Config) -> str:
-    """The encoder's attention as CUDA runs it: `sdpa` passes a dense mask, and with grouped-query heads only
-    SDPA's math kernel takes both; the other backends run mask-free fused calls (counted as "fused")."""
+    """The encoder's attention as CUDA runs it (ocr2/modeling/attention.py): `sdpa` resolves to `sdpa_split` on
+    CUDA and `auto` to `flash` or `sdpa_split`, so a mask spec with a two-call form (the official `causal_flow`)
+    runs as two mask-free fused calls ("split"), one without queries as one call ("whole"); a spec with neither
+    gets the dense mask, which with grouped-query heads leaves CUDA only SDPA's math kernel ("math")."""
+    from ocr2.modeling.attention import _encoder_kernel
+    from ocr2.modeling.masks import get_mask_spec
+
+    resolved = "flash" if cfg.attn_implementation in ("flash", "auto") else "sdpa_split"
+    kind = _encoder_kernel(get_mask_spec(cfg.encoder.mask), resolved)
+    if kind in ("split", "whole"):
+        return kind
     gqa = cfg.encoder.num_kv_heads != cfg.encoder.num_heads
-    return "math" if cfg.attn_implementation == "sdpa" and gqa else "fused"
+    return "math" if gqa else "fused"
+
+
+def answer_positions(cfg: OCR2Config, setup: Setup) -> int:
+    """Labelled positions per sample: `answer_tokens`, capped at the text positions the views leave (the first
+    position is never a target)."""
+    room = setup.seq_len - 1 - cfg.image_token_count(setup.views - 1)
+    return max(0, min(setup.answer_tokens, room))
 
 
 def activations(cfg: OCR2Config, setup: Setup, a: int = BF16, vision_attention: str = "cuda",
                 encoder_attention: str | None = None) -> dict[str, ab.Act]:
-    """Per GPU, one micro-batch: every sample has one global view and views - 1 crops."""
+    """Per GPU, one micro-batch: every sample has one global view and views - 1 crops. Checkpointing covers the
+    SAM blocks (when the tokenizer trains), the encoder and the decoder layers, as the trainer sets it."""
     check_supported(cfg)
     form = encoder_attention or encoder_attention_form(cfg)
     t = trains_for(setup)
@@ -212,10 +235,10 @@ def activations(cfg: OCR2Config, setup: Setup, a: int = BF16, vision_attention: 
         raise ValueError(f"{setup.views} views take {image_tokens} decoder positions: seq_len {setup.seq_len} "
                          "leaves no room for text")
     ck = setup.checkpointing
-    vis = ab.vision(cfg, t, a, b, cfg.global_view_size, vision_attention)
+    vis = ab.vision(cfg, t, a, b, cfg.global_view_size, vision_attention, ck)
     enc = ab.encoder(cfg, t, a, b, cfg.global_view_size, ck, form)
     if crops:
-        vis = vis + ab.vision(cfg, t, a, b * crops, cfg.crop_size, vision_attention)
+        vis = vis + ab.vision(cfg, t, a, b * crops, cfg.crop_size, vision_attention, ck)
         enc = enc + ab.encoder(cfg, t, a, b * crops, cfg.crop_size, ck, form)
     dec = ab.decoder(cfg, t, a, b * setup.seq_len, ck)
     return {"vision": vis, "encoder": enc, "decoder": dec}
@@ -234,7 +257,7 @@ class Plan:
     grads_step: float
     step: float
     activations: dict[str, ab.Act] = field(repr=False)
-    logits: float
+    logits: float  # the head and loss over the labelled positions: saved plus one chunk's backward transient
     buffers: float
 
     @property
@@ -256,9 +279,15 @@ class Plan:
         return self.weights + self.optimizer + max(backward, self.grads_step + self.step)
 
 
+def logits_loss(cfg: OCR2Config, setup: Setup, a: int = BF16) -> dict[str, float]:
+    """The head and loss over the micro-batch's labelled positions (they are chunked across the whole batch)."""
+    return ab.logits_loss(cfg.decoder.vocab_size, cfg.decoder.hidden_size, a,
+                          setup.micro_batch * answer_positions(cfg, setup), trains_for(setup).lm_head)
+
+
 def plan(cfg: OCR2Config, setup: Setup, ds: DeepSpeedSizes = DeepSpeedSizes()) -> Plan:
     counts = count_parameters(cfg, setup, ds)
     states = model_states(counts, setup.zero, setup.gpus, ds)
-    ll = ab.logits_loss(cfg.decoder.vocab_size, setup.micro_batch, setup.seq_len)
+    ll = logits_loss(cfg, setup)
     return Plan(setup=setup, counts=counts, activations=activations(cfg, setup), logits=sum(ll.values()),
                 buffers=buffers(counts, setup.zero, ds), **states)

@@ -1,12 +1,14 @@
 """ocr2-plan: how much GPU memory a fine-tuning run needs, per GPU, before renting one.
 
     ocr2-plan                                   # official size, every mode / stage / ZeRO / GPU count
-    ocr2-plan --mode lora --zero 0,2 --gpus 1 --checkpointing on --seq-len 2048
+    ocr2-plan --mode lora --zero 1,2 --gpus 1 --checkpointing on --seq-len 2048
+    ocr2-plan --mode lora --zero 2 --gpus 1 --answer-tokens 256,1024,2048   # labelled (answer) positions
     ocr2-plan --model runs/my_run/model         # a config.json written by ocr2 (OCR2Config.save)
 
-Prints markdown: the parameter counts, activations per decoder token and per view, and one row per setup with
-weights, gradients, optimizer states, activations, logits/loss, buffers, the step's transient, the peak, and
-whether it fits on 16 / 24 / 40 / 80 GB. The figures come from train/memory_plan.py (assumptions listed there and
+Prints markdown: the parameter counts, activations per decoder token, per answer token and per view, and one row
+per setup with weights, gradients, optimizer states, activations, logits/loss (over the answer tokens: the head
+and loss run on labelled positions only), buffers, the step's transient, the peak, and whether it fits on
+16 / 24 / 40 / 80 GB. The figures come from train/memory_plan.py (assumptions listed there and
 printed below the table)."""
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from ocr2.config import OCR2Config
 from train import activation_bytes as ab
-from train.memory_plan import BF16, STAGES, GiB, DeepSpeedSizes, Setup, encoder_attention_form, plan, trains_for
+from train.memory_plan import (BF16, STAGES, GiB, DeepSpeedSizes, Setup, answer_positions, encoder_attention_form,
+                               plan, trains_for)
 
 CAPACITIES = (16, 24, 40, 80)  # GB on the box; treated as GiB of device memory
 
@@ -52,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", type=_list(str, ("full", "lora")), default=["full", "lora"])
     p.add_argument("--stage", type=_list(str, STAGES), default=list(STAGES),
                    help="the paper stage whose freezing full fine-tuning uses (configs/stage/*.yaml)")
-    p.add_argument("--zero", type=_list(int, (0, 1, 2, 3)), default=[0, 1, 2, 3])
+    p.add_argument("--zero", type=_list(int, (0, 1, 2, 3)), default=[1, 2, 3],
+                   help="ZeRO stages (1,2,3); 0 for comparison only: the trainer refuses bf16 with ZeRO 0")
     p.add_argument("--gpus", type=_list(int), default=[1, 8])
     p.add_argument("--checkpointing", type=_list(_on_off), default=[False, True], help="on,off")
     p.add_argument("--micro-batch", type=_list(int), default=[1], help="samples per GPU per micro-step (1)")
@@ -60,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder positions per sample, image placeholders included (4096)")
     p.add_argument("--views", type=_list(int), default=[7],
                    help="views per sample: 1 global + (views - 1) crops; the release uses 1 or 3-7 (7)")
+    p.add_argument("--answer-tokens", type=_list(int), default=[1024],
+                   help="labelled positions per sample, where the head and loss run (the answer); capped at the "
+                        "text positions the views leave (1024)")
     p.add_argument("--lora-rank", type=int, default=16)
     p.add_argument("--lora-experts", type=_on_off, default=True, help="adapters on the routed experts too (on)")
     p.add_argument("--reduce-bucket-size", type=float, default=5e8,
@@ -94,17 +101,26 @@ def setups(args) -> list[Setup]:
     out = []
     for mode in args.mode:
         for stage in (args.stage if mode == "full" else [STAGES[-1]]):
-            for ck, zero, gpus, b, length, views in itertools.product(
-                    args.checkpointing, args.zero, args.gpus, args.micro_batch, args.seq_len, args.views):
+            for ck, zero, gpus, b, length, views, answer in itertools.product(
+                    args.checkpointing, args.zero, args.gpus, args.micro_batch, args.seq_len, args.views,
+                    args.answer_tokens):
                 out.append(Setup(mode=mode, stage=stage, zero=zero, gpus=gpus, checkpointing=ck, micro_batch=b,
-                                 seq_len=length, views=views, lora_rank=args.lora_rank,
+                                 seq_len=length, views=views, answer_tokens=answer, lora_rank=args.lora_rank,
                                  lora_experts=args.lora_experts))
     return out
 
 
-def _shape_columns(rows: list[Setup]) -> list[str]:
+SHAPE_FIELDS = ("micro_batch", "seq_len", "views", "answer_tokens")
+
+
+def _shape_value(cfg: OCR2Config, s: Setup, field: str) -> int:
+    """A row's batch-shape value; answer tokens as planned (capped at the text positions)."""
+    return answer_positions(cfg, s) if field == "answer_tokens" else getattr(s, field)
+
+
+def _shape_columns(cfg: OCR2Config, rows: list[Setup]) -> list[str]:
     """The batch-shape fields that vary between rows (shown as columns; fixed ones go in the header)."""
-    return [f for f in ("micro_batch", "seq_len", "views") if len({getattr(s, f) for s in rows}) > 1]
+    return [f for f in SHAPE_FIELDS if len({_shape_value(cfg, s, f) for s in rows}) > 1]
 
 
 def _g(x: float) -> str:
@@ -125,12 +141,11 @@ def _label(s: Setup) -> tuple[str, str]:
 
 
 def per_unit_table(cfg: OCR2Config, rows: list[Setup]) -> list[str]:
-    """Activations per decoder token and per view: what one more token / view adds (saved + recomputed)."""
-    lines = ["| mode | stage | ckpt | decoder KiB / token | logits+loss KiB / position | global view MiB | "
-             "crop view MiB |", "|---|---|---|---:|---:|---:|---:|"]
+    """Activations per decoder token, per answer token and per view: what one more adds (saved + recomputed)."""
+    lines = ["| mode | stage | ckpt | decoder KiB / token | logits+loss KiB / answer token | loss chunk MiB | "
+             "global view MiB | crop view MiB |", "|---|---|---|---:|---:|---:|---:|---:|"]
     form = encoder_attention_form(cfg)
-    vocab = cfg.decoder.vocab_size
-    per_position = sum(ab.logits_loss(vocab, 1, 4097).values()) - sum(ab.logits_loss(vocab, 1, 4096).values())
+    d = cfg.decoder
     seen = set()
     for s in rows:
         key = (_label(s), s.checkpointing)
@@ -145,24 +160,29 @@ def per_unit_table(cfg: OCR2Config, rows: list[Setup]) -> list[str]:
         def dec(n: int) -> float:
             return total(ab.decoder(cfg, t, BF16, n, ck))
 
+        def loss(n: int) -> dict[str, float]:
+            return ab.logits_loss(d.vocab_size, d.hidden_size, BF16, n, t.lm_head)
+
         def views(size: int, n: int) -> float:
-            return total(ab.vision(cfg, t, BF16, n, size)) + total(ab.encoder(cfg, t, BF16, n, size, ck, form))
+            return (total(ab.vision(cfg, t, BF16, n, size, checkpointing=ck))
+                    + total(ab.encoder(cfg, t, BF16, n, size, ck, form)))
 
         def view(size: int) -> float:  # what a second view of this size adds
             return views(size, 2) - views(size, 1)
 
+        per_answer = loss(4097)["saved"] - loss(4096)["saved"]
         mode, stage = key[0]
         lines.append(f"| {mode} | {stage} | {'on' if ck else 'off'} | {(dec(8192) - dec(4096)) / 4096 / 1024:.1f} | "
-                     f"{per_position / 1024:.1f} | {view(cfg.global_view_size) / 2**20:.1f} | "
-                     f"{view(cfg.crop_size) / 2**20:.1f} |")
+                     f"{per_answer / 1024:.1f} | {loss(4096)['transient'] / 2**20:.0f} | "
+                     f"{view(cfg.global_view_size) / 2**20:.1f} | {view(cfg.crop_size) / 2**20:.1f} |")
     return lines
 
 
-SHAPE_TITLES = {"micro_batch": "batch", "seq_len": "seq", "views": "views"}
+SHAPE_TITLES = {"micro_batch": "batch", "seq_len": "seq", "views": "views", "answer_tokens": "answer"}
 
 
 def memory_table(cfg: OCR2Config, rows: list[Setup], ds: DeepSpeedSizes, reserve: float) -> list[str]:
-    shape = _shape_columns(rows)
+    shape = _shape_columns(cfg, rows)
     head = ("| mode | stage | ZeRO | GPUs | ckpt | " + "".join(f"{SHAPE_TITLES[f]} | " for f in shape)
             + "weights | grads | optimizer | activations | logits/loss | buffers | step | **peak** | "
             + " | ".join(f"{c} GB" for c in CAPACITIES) + " |")
@@ -171,7 +191,7 @@ def memory_table(cfg: OCR2Config, rows: list[Setup], ds: DeepSpeedSizes, reserve
         p = plan(cfg, s, ds)
         mode, stage = _label(s)
         cells = [mode, stage, str(s.zero), str(s.gpus), "on" if s.checkpointing else "off",
-                 *(str(getattr(s, f)) for f in shape), _g(p.weights),
+                 *(str(_shape_value(cfg, s, f)) for f in shape), _g(p.weights),
                  _g(p.grads), _g(p.optimizer), _g(p.activation_bytes), _g(p.logits), _g(p.buffers), _g(p.step),
                  f"**{_g(p.peak)}**"] + [fits(p.peak, c, reserve) for c in CAPACITIES]
         lines.append("| " + " | ".join(cells) + " |")
@@ -197,22 +217,31 @@ ASSUMPTIONS = """\
 - weights: bf16 (ZeRO-3: partitioned; parameters of at most {persist:,} elements stay whole). grads: bf16 (ZeRO 1: the
   whole gradients plus the reduced partition; ZeRO 2-3: the partition). optimizer: fp32 master + Adam's two fp32
   moments (partitioned from ZeRO 1; ZeRO-3 adds its fp32 gradient buffer).
+- ZeRO 0 rows are for comparison only: ocr2-train refuses precision bf16 with ZeRO 0 (train/builders.py).
+  The model states assume DeepSpeed's bf16 defaults; the trainer now also sets `grad_accum_dtype` and
+  `communication_data_type` to fp32 under bf16, which these terms do not model yet.
 - step: transient of `optimizer.step()` after backward (the fp32 gradient copy and AdamW's foreach sqrt); the peak
   takes the larger of it and the forward/backward working set.
 - activations: tensors autograd saves (counted from ocr2/modeling; tests/test_plan.py finds them within a few KB of
   what the tiny model saves) plus, with checkpointing, the largest layer recomputed in backward. Checkpointing
-  covers the encoder and decoder layers only; the SAM tokenizer is never checkpointed. Frozen modules save nothing,
-  but a checkpointed or trainable module after them keeps its input. Kernels: flash attention in the decoder (rows
-  not padded; a padded batch adds a dense mask per layer); the encoder in its {encoder_form} (with `sdpa`, its
-  dense mask and grouped-query heads leave CUDA only SDPA's math kernel: fp32 probabilities); the tokenizer's
-  dense rel-pos bias through SDPA's memory-efficient kernel.
+  (`OCR2Model.set_gradient_checkpointing`, as the trainer sets it) covers the SAM blocks when the tokenizer trains,
+  the encoder and the decoder layers. Frozen modules save nothing, but a checkpointed or trainable module after
+  them keeps its input. Kernels: flash attention in the decoder (rows not padded; a padded batch adds a dense mask
+  per layer); the encoder in its {encoder_form} (on CUDA `sdpa` resolves to `sdpa_split` and `auto` to `flash` or
+  `sdpa_split`: a mask spec with a two-call form runs as two mask-free fused calls; a dense mask with grouped-query
+  heads would leave SDPA only its math kernel); the tokenizer's dense rel-pos bias through SDPA's memory-efficient
+  kernel.
 - LoRA: ocr2/lora.py's adapters (`experiment=finetune_lora` defaults) of rank r on the decoder's q/k/v/o and every
   SwiGLU (dense, shared, and with experts on the routed experts through PEFT `target_parameters`, which merges
   W + BA every forward: the merged expert weights are saved for backward); dropout 0; everything else frozen
   (`lora.encoder` and `lora.modules_to_save` are not modelled).
-- logits/loss: the model computes `lm_head(hidden).float()` over every position, prompt and image placeholders
-  included: the fp32 logits held by the output through backward, the saved log-softmax, and the loss backward's
-  two fp32 gradient buffers = 16 bytes x vocabulary ({vocab:,}) per position.
+- logits/loss: the head and cross-entropy run on the labelled (answer) positions only, {answer} per sample
+  (`--answer-tokens`, capped at the text positions), in chunks of {chunk:,} (ocr2/modeling/lm_loss.py); no logits
+  are held. Head trains: each chunk is checkpointed, forward keeps the selected hidden states, the int64 targets
+  and indices (2 x hidden + 24 bytes per answer token), backward recomputes one chunk (its fp32 log-softmax and two
+  fp32 gradient buffers: 12 bytes x vocabulary ({vocab:,}) x chunk). Head frozen (LoRA, a stage freezing lm_head):
+  not recomputed, each chunk keeps its fp32 log-softmax (4 bytes x vocabulary + 24 per answer token), plus one
+  chunk's two gradient buffers in backward.
 - buffers: ZeRO 0 flattens gradients for the all-reduce in buckets of ~{allreduce:.0e} elements (fixed in
   DeepSpeed's engine); ZeRO 1-3 allocate one bf16 reduce bucket of {reduce:.0e} elements (`reduce_bucket_size`)
   however few parameters train; ZeRO-3 also holds the largest module's gathered weights plus the prefetch bucket
@@ -247,14 +276,20 @@ def main(argv: list[str] | None = None) -> int:
         body += ["", "Left out (the views fill the sequence): " + ", ".join(
             f"seq {length} with {v} views ({cfg.image_token_count(v - 1)} image positions)" for length, v in skipped)]
     views = ", ".join(f"{v} ({cfg.image_token_count(v - 1)} image positions)" for v in args.views)
+    short = sorted({(s.seq_len, s.views, answer_positions(cfg, s)) for s in rows
+                    if answer_positions(cfg, s) < s.answer_tokens})
+    capped = (" (capped at the text positions: " + ", ".join(f"{n} for seq {length} with {v} views"
+                                                           for length, v, n in short) + ")") if short else ""
     out = [f"# ocr2-plan: per-GPU memory of one training step ({source})", "",
            f"micro-batch {', '.join(map(str, args.micro_batch))}; decoder positions per sample "
            f"{', '.join(map(str, args.seq_len))}; views per sample (1 global {cfg.global_view_size}² + crops "
-           f"{cfg.crop_size}²) {views}; bf16.", "",
+           f"{cfg.crop_size}²) {views}; answer (labelled) tokens per sample "
+           f"{', '.join(map(str, args.answer_tokens))}{capped}; bf16.", "",
            "## Parameters", "", *counts_table(cfg, rows, ds), "",
-           "## Activations per decoder token and per view (bf16)", "", *per_unit_table(cfg, rows), "",
+           "## Activations per decoder token, per answer token and per view (bf16)", "", *per_unit_table(cfg, rows), "",
            "## Per-GPU memory (GiB)", "", *body, "", "## Assumptions", "",
            ASSUMPTIONS.format(persist=ds.param_persistence_threshold, vocab=cfg.decoder.vocab_size,
+                              answer=", ".join(map(str, args.answer_tokens)), chunk=ab.CHUNK_TOKENS,
                               allreduce=ds.allreduce_bucket_size, reduce=ds.reduce_bucket_size,
                               prefetch=ds.prefetch_bucket_size, reserve=args.reserve_gib,
                               encoder_form=f"{encoder_attention_form(cfg)} form "
