@@ -78,6 +78,10 @@ def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
     if not tdist.is_initialized():
         import deepspeed
 
+        if world == 1:
+            # A lone process keeps its store in memory: no port to pick, so single-process runs started together
+            # (a sweep's jobs) never race for one (a free port found by one can be taken by another before use).
+            tdist.init_process_group(backend, store=tdist.HashStore(), rank=0, world_size=1)
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
     return DistInfo(rank, world, local, where)
 
