@@ -19,8 +19,9 @@ env: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m eval.demo
 
+# Two workers, each taking whole test files (module fixtures such as trained runs are built once per file).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) outputs multirun runs

@@ -26,8 +26,8 @@ def initial(pages, tmp_path_factory) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero,precision", [(0, "fp32"), (1, "fp32"), (2, "fp32"), (3, "fp32"),
-                                                (1, "bf16"), (2, "bf16"), (3, "bf16")])
+# ZeRO-0 and ZeRO-3 in fp32; bf16 under ZeRO 1 (DeepSpeed's bf16 optimizer), 2 and 3 (fp32 accumulation).
+@pytest.mark.parametrize("zero,precision", [(0, "fp32"), (3, "fp32"), (1, "bf16"), (2, "bf16"), (3, "bf16")])
 def test_a_non_finite_step_is_skipped_under_zero(pages, initial, tmp_path, zero, precision):
     trainer = "cpu" if zero == 0 else f"zero{zero}"
     run = tmp_path / "run"

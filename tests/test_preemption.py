@@ -18,9 +18,22 @@ from train_harness import BASE, ROOT, env, losses, run_train, train_cmd
 COMMON = ["max_steps=30", "checkpoint.every=100", "checkpoint.keep_last=2"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM])
-def test_a_signal_checkpoints_and_the_rerun_resumes_exactly(tmp_path, sig):
+def test_both_signals_set_the_flag_and_the_handlers_are_restored(sig):
+    import os
+
+    from train.preemption import PreemptionFlag
+
+    before = signal.getsignal(sig)
+    flag = PreemptionFlag().install()
+    os.kill(os.getpid(), sig)
+    assert flag.signal == sig and flag.requested()
+    flag.restore()
+    assert signal.getsignal(sig) is before
+
+
+@pytest.mark.slow
+def test_a_signal_checkpoints_and_the_rerun_resumes_exactly(tmp_path, sig=signal.SIGUSR1):
     pages = write_pages(tmp_path / "pages", 16)
     run_train(pages, tmp_path / "full", COMMON)
     victim = tmp_path / "victim"
