@@ -41,8 +41,12 @@ def train_cmd(overrides: list[str], nproc: int = 1, nnodes: int = 1, node_rank: 
 def run_train(data: Path, run_dir: Path, overrides: list[str], nproc: int = 1, timeout: int = 600,
               check: bool = True) -> subprocess.CompletedProcess:
     args = BASE + [f"data.path={data}", f"run_dir={run_dir}", *overrides]
-    proc = subprocess.run(train_cmd(args, nproc), cwd=ROOT, env=env(), capture_output=True, text=True,
-                          timeout=timeout)
+    for attempt in range(3):
+        proc = subprocess.run(train_cmd(args, nproc), cwd=ROOT, env=env(), capture_output=True, text=True,
+                              timeout=timeout)
+        # Tests run on two workers: a free port found by one can be taken by the other before torchrun binds it.
+        if nproc == 1 or proc.returncode == 0 or "EADDRINUSE" not in proc.stderr + proc.stdout:
+            break
     if check and proc.returncode != 0:
         raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
