@@ -15,23 +15,21 @@ from typing import Callable, Iterator
 
 import torch
 
+from ocr2.keymaps.rules import Rules, apply_rules, compile_rules
 from ocr2.safetensors_stream import Entry, target_dtype
 
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(p), r)
-    for p, r in (
-        (r"^model\.sam_model\.(.+)$", r"vision_tokenizer.\1"),
-        (r"^model\.qwen2_model\.model\.model\.layers\.(.+)$", r"encoder.layers.\1"),
-        (r"^model\.qwen2_model\.model\.model\.norm\.weight$", "encoder.norm.weight"),
-        (r"^model\.qwen2_model\.query_(\d+)\.weight$", r"encoder.flow_queries.\1"),
-        (r"^model\.projector\.layers\.(weight|bias)$", r"projector.\1"),
-        (r"^model\.view_seperator$", "view_separator"),
-        (r"^model\.embed_tokens\.weight$", "decoder.embed_tokens.weight"),
-        (r"^model\.norm\.weight$", "decoder.norm.weight"),
-        (r"^model\.layers\.(.+)$", r"decoder.layers.\1"),
-        (r"^lm_head\.weight$", "lm_head.weight"),
-    )
-)
+_RULES: Rules = compile_rules((
+    (r"^model\.sam_model\.(.+)$", r"vision_tokenizer.\1"),
+    (r"^model\.qwen2_model\.model\.model\.layers\.(.+)$", r"encoder.layers.\1"),
+    (r"^model\.qwen2_model\.model\.model\.norm\.weight$", "encoder.norm.weight"),
+    (r"^model\.qwen2_model\.query_(\d+)\.weight$", r"encoder.flow_queries.\1"),
+    (r"^model\.projector\.layers\.(weight|bias)$", r"projector.\1"),
+    (r"^model\.view_seperator$", "view_separator"),
+    (r"^model\.embed_tokens\.weight$", "decoder.embed_tokens.weight"),
+    (r"^model\.norm\.weight$", "decoder.norm.weight"),
+    (r"^model\.layers\.(.+)$", r"decoder.layers.\1"),
+    (r"^lm_head\.weight$", "lm_head.weight"),
+))
 _EXPERT = re.compile(r"^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 
 
@@ -40,10 +38,7 @@ def is_official_layout(keys) -> bool:
 
 
 def rename(key: str) -> str:
-    for pattern, repl in _RULES:
-        if pattern.match(key):
-            return pattern.sub(repl, key)
-    raise KeyError(key)
+    return apply_rules(_RULES, key)
 
 
 def convert(keys, get: Callable[[str], torch.Tensor], unexpected: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
@@ -70,29 +65,23 @@ def convert(keys, get: Callable[[str], torch.Tensor], unexpected: list[str]) -> 
                torch.stack([get(by_index[e]) for e in range(n)]))
 
 
-_INVERSE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(p), r)
-    for p, r in (
-        (r"^vision_tokenizer\.(.+)$", r"model.sam_model.\1"),
-        (r"^encoder\.layers\.(.+)$", r"model.qwen2_model.model.model.layers.\1"),
-        (r"^encoder\.norm\.weight$", "model.qwen2_model.model.model.norm.weight"),
-        (r"^encoder\.flow_queries\.(\d+)$", r"model.qwen2_model.query_\1.weight"),
-        (r"^projector\.(weight|bias)$", r"model.projector.layers.\1"),
-        (r"^view_separator$", "model.view_seperator"),
-        (r"^decoder\.embed_tokens\.weight$", "model.embed_tokens.weight"),
-        (r"^decoder\.norm\.weight$", "model.norm.weight"),
-        (r"^decoder\.layers\.(.+)$", r"model.layers.\1"),
-        (r"^lm_head\.weight$", "lm_head.weight"),
-    )
-)
+_INVERSE: Rules = compile_rules((
+    (r"^vision_tokenizer\.(.+)$", r"model.sam_model.\1"),
+    (r"^encoder\.layers\.(.+)$", r"model.qwen2_model.model.model.layers.\1"),
+    (r"^encoder\.norm\.weight$", "model.qwen2_model.model.model.norm.weight"),
+    (r"^encoder\.flow_queries\.(\d+)$", r"model.qwen2_model.query_\1.weight"),
+    (r"^projector\.(weight|bias)$", r"model.projector.layers.\1"),
+    (r"^view_separator$", "model.view_seperator"),
+    (r"^decoder\.embed_tokens\.weight$", "model.embed_tokens.weight"),
+    (r"^decoder\.norm\.weight$", "model.norm.weight"),
+    (r"^decoder\.layers\.(.+)$", r"model.layers.\1"),
+    (r"^lm_head\.weight$", "lm_head.weight"),
+))
 _STACKED = re.compile(r"^decoder\.layers\.(\d+)\.mlp\.experts\.(gate_proj|up_proj|down_proj)$")
 
 
 def to_official_name(key: str) -> str:
-    for pattern, repl in _INVERSE:
-        if pattern.match(key):
-            return pattern.sub(repl, key)
-    raise KeyError(key)
+    return apply_rules(_INVERSE, key)
 
 
 def to_official(state: dict[str, torch.Tensor], dtype: torch.dtype | None, unexpected: list[str]) -> list[Entry]:

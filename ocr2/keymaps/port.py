@@ -13,25 +13,23 @@ from typing import Callable, Iterator
 import torch
 
 from ocr2.keymaps import sam
+from ocr2.keymaps.rules import Rules, apply_rules, compile_rules
 from ocr2.safetensors_stream import Entry, target_dtype
 
 _SAM = "model.vision_tower.sam_encoder."
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(p), r)
-    for p, r in (
-        (r"^model\.vision_tower\.vision_encoder\.layers\.(.+)$", r"encoder.layers.\1"),
-        (r"^model\.vision_tower\.vision_encoder\.norm\.weight$", "encoder.norm.weight"),
-        (r"^model\.vision_tower\.query_768_resolution\.weight$", "encoder.flow_queries.768"),
-        (r"^model\.vision_tower\.query_1024_resolution\.weight$", "encoder.flow_queries.1024"),
-        (r"^model\.multi_modal_projector\.(weight|bias)$", r"projector.\1"),
-        (r"^model\.view_separator$", "view_separator"),
-        (r"^model\.language_model\.embed_tokens\.weight$", "decoder.embed_tokens.weight"),
-        (r"^model\.language_model\.norm\.weight$", "decoder.norm.weight"),
-        (r"^model\.language_model\.layers\.(\d+)\.mlp\.experts\.down_proj$", r"decoder.layers.\1.mlp.experts.down_proj"),
-        (r"^model\.language_model\.layers\.(.+)$", r"decoder.layers.\1"),
-        (r"^lm_head\.weight$", "lm_head.weight"),
-    )
-)
+_RULES: Rules = compile_rules((
+    (r"^model\.vision_tower\.vision_encoder\.layers\.(.+)$", r"encoder.layers.\1"),
+    (r"^model\.vision_tower\.vision_encoder\.norm\.weight$", "encoder.norm.weight"),
+    (r"^model\.vision_tower\.query_768_resolution\.weight$", "encoder.flow_queries.768"),
+    (r"^model\.vision_tower\.query_1024_resolution\.weight$", "encoder.flow_queries.1024"),
+    (r"^model\.multi_modal_projector\.(weight|bias)$", r"projector.\1"),
+    (r"^model\.view_separator$", "view_separator"),
+    (r"^model\.language_model\.embed_tokens\.weight$", "decoder.embed_tokens.weight"),
+    (r"^model\.language_model\.norm\.weight$", "decoder.norm.weight"),
+    (r"^model\.language_model\.layers\.(\d+)\.mlp\.experts\.down_proj$", r"decoder.layers.\1.mlp.experts.down_proj"),
+    (r"^model\.language_model\.layers\.(.+)$", r"decoder.layers.\1"),
+    (r"^lm_head\.weight$", "lm_head.weight"),
+))
 _GATE_UP = re.compile(r"^model\.language_model\.layers\.(\d+)\.mlp\.experts\.gate_up_proj$")
 
 
@@ -42,10 +40,7 @@ def is_port_layout(keys) -> bool:
 def rename(key: str) -> str:
     if key.startswith(_SAM):
         return "vision_tokenizer." + sam.port_to_ours(key[len(_SAM):])
-    for pattern, repl in _RULES:
-        if pattern.match(key):
-            return pattern.sub(repl, key)
-    raise KeyError(key)
+    return apply_rules(_RULES, key)
 
 
 def convert(keys, get: Callable[[str], torch.Tensor], unexpected: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
@@ -103,30 +98,24 @@ def config_from_port(d: dict):
 
 
 # ---------------------------------------------------------------------------------------------------- export
-_INVERSE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(p), r)
-    for p, r in (
-        (r"^encoder\.layers\.(.+)$", r"model.vision_tower.vision_encoder.layers.\1"),
-        (r"^encoder\.norm\.weight$", "model.vision_tower.vision_encoder.norm.weight"),
-        (r"^encoder\.flow_queries\.(768|1024)$", r"model.vision_tower.query_\1_resolution.weight"),
-        (r"^projector\.(weight|bias)$", r"model.multi_modal_projector.\1"),
-        (r"^view_separator$", "model.view_separator"),
-        (r"^decoder\.embed_tokens\.weight$", "model.language_model.embed_tokens.weight"),
-        (r"^decoder\.norm\.weight$", "model.language_model.norm.weight"),
-        (r"^decoder\.layers\.(.+)$", r"model.language_model.layers.\1"),
-        (r"^lm_head\.weight$", "lm_head.weight"),
-    )
-)
+_INVERSE: Rules = compile_rules((
+    (r"^encoder\.layers\.(.+)$", r"model.vision_tower.vision_encoder.layers.\1"),
+    (r"^encoder\.norm\.weight$", "model.vision_tower.vision_encoder.norm.weight"),
+    (r"^encoder\.flow_queries\.(768|1024)$", r"model.vision_tower.query_\1_resolution.weight"),
+    (r"^projector\.(weight|bias)$", r"model.multi_modal_projector.\1"),
+    (r"^view_separator$", "model.view_separator"),
+    (r"^decoder\.embed_tokens\.weight$", "model.language_model.embed_tokens.weight"),
+    (r"^decoder\.norm\.weight$", "model.language_model.norm.weight"),
+    (r"^decoder\.layers\.(.+)$", r"model.language_model.layers.\1"),
+    (r"^lm_head\.weight$", "lm_head.weight"),
+))
 _OUR_EXPERTS = re.compile(r"^decoder\.layers\.(\d+)\.mlp\.experts\.(gate_proj|up_proj)$")
 
 
 def to_port_name(key: str) -> str:
     if key.startswith("vision_tokenizer."):
         return _SAM + sam.ours_to_port(key[len("vision_tokenizer."):])
-    for pattern, repl in _INVERSE:
-        if pattern.match(key):
-            return pattern.sub(repl, key)
-    raise KeyError(key)
+    return apply_rules(_INVERSE, key)
 
 
 def to_port(state: dict[str, torch.Tensor], dtype: torch.dtype | None, unexpected: list[str]) -> list[Entry]:
