@@ -16,6 +16,7 @@ evaluation, export to any layout) sees a plain OCR2Model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ def apply_lora(model: nn.Module, settings: LoraSettings, base: str | None = None
     from peft import get_peft_model
 
     if settings.experts and not _has_routed_experts(model):
-        settings = LoraSettings(**{**settings.__dict__, "experts": False})  # a dense decoder has none to adapt
+        settings = dataclasses.replace(settings, experts=False)  # a dense decoder has none to adapt
     config = settings.peft_config()
     try:
         peft_model = get_peft_model(model, config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 
 import torch
@@ -27,12 +26,6 @@ def _env_int(*names: str, default: int) -> int:
         if n in os.environ:
             return int(os.environ[n])
     return default
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def slurm_first_host(nodelist: str) -> str | None:
@@ -65,9 +58,8 @@ def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
     local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local))
     os.environ.setdefault("MASTER_ADDR", slurm_first_host(os.environ.get("SLURM_JOB_NODELIST", "")) or "127.0.0.1")
-    if "MASTER_PORT" not in os.environ:
-        # A lone process needs a store too; a free port lets several single-process runs (a sweep) coexist.
-        os.environ["MASTER_PORT"] = str(_free_port()) if world == 1 else "29500"
+    if world > 1:  # a lone process keeps its store in memory (below): no rendezvous port
+        os.environ.setdefault("MASTER_PORT", "29500")
     if decide_device(device) == "cuda":
         torch.cuda.set_device(local)
         where = torch.device("cuda", local)

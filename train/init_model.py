@@ -38,8 +38,10 @@ def _has_tokenizer(directory: Path) -> bool:
     return any((directory / f).exists() for f in (TOKENIZER_FILE, "tokenizer.json", "tokenizer_config.json"))
 
 
-def check_compatible(tokenizer: Tokenizer, config: OCR2Config, tokenizer_source: str, model_source: str) -> None:
-    """Tokenizer ids must exist in the decoder's vocabulary and the special ids must agree."""
+def check_compatible(tokenizer: Tokenizer, config: OCR2Config, tokenizer_source: str, model_source: str,
+                     from_checkpoint: bool = False) -> None:
+    """Tokenizer ids must exist in the decoder's vocabulary and the special ids must agree. `from_checkpoint`: the
+    model config already is the checkpoint's (model=checkpoint), so the error does not suggest it."""
     problems = []
     if tokenizer.vocab_size > config.decoder.vocab_size:
         problems.append(f"the tokenizer has {tokenizer.vocab_size} ids but the decoder vocabulary is "
@@ -51,7 +53,7 @@ def check_compatible(tokenizer: Tokenizer, config: OCR2Config, tokenizer_source:
         if tok_id != cfg_id:
             problems.append(f"{name} is id {tok_id} in the tokenizer but {cfg_id} in the model config")
     if problems:
-        hint = ("" if "checkpoint" in model_source else
+        hint = ("" if from_checkpoint else
                 " To fine-tune a checkpoint with its own shapes and ids, take its config: model=checkpoint.")
         raise ValueError(f"tokenizer ({tokenizer_source}) and model ({model_source}) do not match: "
                          + "; ".join(problems) + "." + hint)
@@ -85,7 +87,7 @@ def build_start(cfg: DictConfig, dtype: torch.dtype = torch.float32, device=None
         tokenizer, tokenizer_source = load_tokenizer(init_dir), f"from {init_dir}"
     else:
         tokenizer, tokenizer_source = ByteTokenizer(), "ocr2's byte tokenizer"
-    check_compatible(tokenizer, config, tokenizer_source, model_source)
+    check_compatible(tokenizer, config, tokenizer_source, model_source, uses_checkpoint_config(cfg))
     modules = list(cfg.init_modules) if cfg.get("init_modules") else None
     if source is not None and config == source.config and not modules:
         model = source  # the checkpoint as it is: no second copy of the weights

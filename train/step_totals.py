@@ -32,20 +32,19 @@ class StepTotals:
     def __init__(self, device: torch.device):
         self.device = device
         self.finite = torch.ones((), dtype=torch.float32, device=device)  # 1 while every micro-batch is finite
-        # loss sum, loss count, aux sum, aux count, tokens
-        self.sums = torch.zeros(5, dtype=torch.float64, device=device)
+        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, loss count, aux sum, aux count
+        self.tokens = torch.zeros((), dtype=torch.float64, device=device)
 
     def add(self, loss: torch.Tensor, lm_loss: torch.Tensor, aux_loss: torch.Tensor | None,
             tokens: torch.Tensor) -> torch.Tensor:
         """Account one micro-batch; returns the loss to backpropagate (zero when any rank's loss is not finite)."""
         ok = _all_reduce(torch.isfinite(loss.detach()).to(torch.float32), tdist.ReduceOp.MIN)
         self.finite = torch.minimum(self.finite, ok)
-        aux = aux_loss.detach().double() if aux_loss is not None else torch.zeros((), dtype=torch.float64,
-                                                                                   device=self.device)
-        has_aux = torch.ones((), dtype=torch.float64, device=self.device) if aux_loss is not None else aux * 0
-        counted = torch.stack([torch.nan_to_num(lm_loss.detach().double()), torch.ones_like(aux), aux, has_aux,
-                               torch.zeros_like(aux)]) * ok.double()  # a non-finite micro-batch adds no loss
-        self.sums = self.sums + counted + torch.stack([torch.zeros_like(aux)] * 4 + [tokens.to(torch.float64)])
+        one = torch.ones((), dtype=torch.float64, device=self.device)
+        aux = (aux_loss.detach().double(), one) if aux_loss is not None else (one * 0, one * 0)
+        # A non-finite micro-batch adds no loss (nan_to_num keeps its NaN out of the sum before the weight 0).
+        self.sums = self.sums + torch.stack([torch.nan_to_num(lm_loss.detach().double()), one, *aux]) * ok.double()
+        self.tokens = self.tokens + tokens.to(torch.float64)
         # Zero through the graph: nan_to_num keeps the zero from being NaN; where() picks it on every rank alike.
         return torch.where(ok.bool(), loss, torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0)
 
@@ -55,6 +54,7 @@ class StepTotals:
 
     def read(self) -> dict[str, float | None]:
         """Host sync 2 of the step: mean loss and aux loss over ranks and micro-batches, tokens over ranks."""
-        loss_sum, n, aux_sum, n_aux, tokens = _all_reduce(self.sums.clone(), tdist.ReduceOp.SUM).tolist()
+        totals = _all_reduce(torch.cat([self.sums, self.tokens[None]]), tdist.ReduceOp.SUM)
+        loss_sum, n, aux_sum, n_aux, tokens = totals.tolist()
         return {"loss": loss_sum / n if n else float("nan"), "aux_loss": aux_sum / n_aux if n_aux else None,
                 "tokens": int(tokens)}
