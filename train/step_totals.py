@@ -52,9 +52,11 @@ class StepTotals:
         """Host sync 1 of the step: were all micro-batches finite on every rank?"""
         return bool(self.finite.item())
 
-    def read(self) -> dict[str, float | None]:
-        """Host sync 2 of the step: mean loss and aux loss over ranks and micro-batches, tokens over ranks."""
-        totals = _all_reduce(torch.cat([self.sums, self.tokens[None]]), tdist.ReduceOp.SUM)
-        loss_sum, n, aux_sum, n_aux, tokens = totals.tolist()
+    def read(self, stop: bool = False) -> dict[str, float | None]:
+        """Host sync 2 of the step: mean loss and aux loss over ranks and micro-batches, tokens over ranks, and
+        whether any rank asked to stop (`stop`: a pre-emption signal), all in one all-reduce."""
+        flag = torch.full((1,), float(stop), dtype=torch.float64, device=self.device)
+        totals = _all_reduce(torch.cat([self.sums, self.tokens[None], flag]), tdist.ReduceOp.SUM)
+        loss_sum, n, aux_sum, n_aux, tokens, stops = totals.tolist()
         return {"loss": loss_sum / n if n else float("nan"), "aux_loss": aux_sum / n_aux if n_aux else None,
-                "tokens": int(tokens)}
+                "tokens": int(tokens), "stop": stops > 0}

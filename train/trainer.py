@@ -139,7 +139,8 @@ def train(cfg: DictConfig) -> dict:
         step += 1
         skipped_steps += bad
         consecutive = consecutive + 1 if bad else 0
-        figures = totals.read()  # the step's second host sync (one all-reduce of the totals)
+        # The step's second host sync: one all-reduce of the totals and of any rank's pre-emption signal.
+        figures = totals.read(stop=preemption.signal is not None)
         loss_value = figures["loss"] if not bad else float("nan")
         final_loss = loss_value if not bad else final_loss
         elapsed = time.perf_counter() - start
@@ -169,7 +170,7 @@ def train(cfg: DictConfig) -> dict:
             raise NonFiniteLossError(msg)
         if step % int(cfg.checkpoint.every) == 0 or step == max_steps or new_best:
             save(step, is_best=new_best)
-        if preemption.requested():
+        if figures["stop"]:
             if saved_at != step:
                 save(step)
             bar.close()
