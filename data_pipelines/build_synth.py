@@ -1,7 +1,9 @@
 """`ocr2-data synth`: render synthetic pages in worker processes and write them as a dataset.
 
 Page i of split s is `PageGenerator.page(page_seed(seed, s, i))`, and results are written in index order, so the
-dataset is byte-identical for a given seed and config whatever the number of workers.
+dataset is byte-identical for a given seed and config whatever the number of workers. A config's `extra_splits`
+(e.g. the demo's `validation_unseen`: fonts, sizes and offsets no training page has) are rendered beside
+`validation`, as many pages, each from its own variant of the config.
 """
 
 from __future__ import annotations
@@ -21,18 +23,19 @@ from data_pipelines.writer import SplitWriter, encode_image, write_build_info
 
 log = logging.getLogger("ocr2.data")
 
-_generator: PageGenerator | None = None
+_generators: dict[str, PageGenerator] = {}
 _image_format = "png"
 
 
-def _init_worker(config: SynthConfig, image_format: str) -> None:
-    global _generator, _image_format
-    _generator, _image_format = PageGenerator(config), image_format
+def _init_worker(config: SynthConfig, splits: list[str], image_format: str) -> None:
+    global _generators, _image_format
+    _generators = {split: PageGenerator(config.for_split(split)) for split in splits}
+    _image_format = image_format
 
 
 def _render(task: tuple[str, int, int]) -> dict[str, Any]:
     split, index, seed = task
-    page = _generator.page(page_seed(seed, split, index), page_id=f"synth-{split}-{index:08d}")
+    page = _generators[split].page(page_seed(seed, split, index), page_id=f"synth-{split}-{index:08d}")
     row = page.to_sample()
     row["image"] = encode_image(page.image, _image_format)
     return row
@@ -42,7 +45,9 @@ def build_synth(out_dir: str | Path, splits: dict[str, int], config: SynthConfig
                 rows_per_shard: int = 1000, row_group_size: int = 64, image_format: str = "png",
                 command: str = "") -> dict[str, Any]:
     """Render `splits` ({name: number of pages}) into `out_dir`; returns the build info written beside it."""
-    PageGenerator(config)  # fail fast (fonts) and print the CJK message once, in this process
+    splits = {**splits, **{name: splits.get("validation", 0) for name in config.extra_splits}}
+    for split in splits:
+        PageGenerator(config.for_split(split))  # fail fast (fonts) and print the CJK message once, in this process
     tasks = [(split, i, seed) for split, n in splits.items() for i in range(n)]
     with staged_dataset(out_dir, [s for s, n in splits.items() if n]) as staging:
         return _build(staging, out_dir, tasks, splits, config, seed, workers, rows_per_shard, row_group_size,
@@ -55,12 +60,12 @@ def _build(staging: Path, out_dir, tasks, splits, config, seed, workers, rows_pe
     start = time.perf_counter()
     bar = tqdm(total=len(tasks), desc="synth pages", unit="page", smoothing=0.1)
     if workers <= 1:
-        _init_worker(config, image_format)
+        _init_worker(config, list(splits), image_format)
         results = map(_render, tasks)
         pool = None
     else:
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        pool = mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(config, image_format))
+        pool = mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(config, list(splits), image_format))
         results = pool.imap(_render, tasks, chunksize=4)
     try:
         for (split, _, _), row in zip(tasks, results):

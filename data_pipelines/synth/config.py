@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from data_pipelines.synth.fonts import LATIN_FAMILIES
+from data_pipelines.synth.glyph_fonts import GLYPH_FACES
 
 # English word sources of data_pipelines.synth.content.TextSource.
 VOCABULARIES = ("faker", "random")
@@ -73,15 +74,28 @@ class SynthConfig:
     fonts: tuple[str, ...] | None = None
     # glyph_grid layout (data_pipelines/synth/glyph_grid.py): one glyph per cell of grid_cell px (64 = one visual
     # token of the global view), grid_rows lines of grid_cols glyphs per text column, columns grid_column_gap cells
-    # apart; glyph height as a fraction of the cell; jitter of each glyph's centre as a fraction of the cell.
+    # apart. The nuisances a reader must ignore, each drawn per page (per glyph for the jitter) from the page seed:
+    # grid_fonts: glyph faces (data_pipelines.synth.glyph_fonts.GLYPH_FACES), one per page; None: the page's body
+    # font. grid_glyph_size: font size as a fraction of the cell, [lo, hi] or a list of [lo, hi] ranges (uniform
+    # over their union: a held-out split can ask for sizes on both sides of the training range). grid_shift: the
+    # whole grid's offset per page, grid_jitter: each glyph's own offset, both up to +-this fraction of the cell
+    # in x and y (the glyph is kept on the page). grid_ink / grid_background: grey levels (0-255) of ink and paper;
+    # None: the page style's colours.
     grid_cell: int = 64
     grid_rows: tuple[int, int] = (2, 4)
     grid_cols: tuple[int, int] = (2, 4)
     grid_columns: tuple[int, int] = (1, 1)
     grid_column_gap: int = 1
-    grid_glyph_size: tuple[float, float] = (0.69, 0.69)
+    grid_fonts: tuple[str, ...] | None = None
+    grid_glyph_size: tuple = (0.69, 0.69)
+    grid_shift: float = 0.0
     grid_jitter: float = 0.0
+    grid_ink: tuple[int, int] | None = None
+    grid_background: tuple[int, int] | None = None
     grid_alphabet: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    # Splits rendered beside `validation`, with as many pages, from this config with the given fields replaced,
+    # e.g. {"validation_unseen": {"grid_fonts": ["cm_roman"]}}: held-out renderings in the same dataset.
+    extra_splits: dict[str, dict[str, Any]] = field(default_factory=dict)
     cjk_font: str | None = None  # a font file with Chinese glyphs; None: search the system font folders
     font_dirs: tuple[str, ...] = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
 
@@ -108,10 +122,51 @@ class SynthConfig:
         if self.grid_cell < 8 or self.grid_column_gap < 0 or not self.grid_alphabet.strip():
             raise ValueError("SynthConfig: grid_cell must be >= 8 px, grid_column_gap >= 0 and grid_alphabet "
                              f"non-blank, got {self.grid_cell}, {self.grid_column_gap}, {self.grid_alphabet!r}")
+        self._check_glyph_grid()
+        for name, overrides in self.extra_splits.items():
+            if name in ("train", "validation") or not name.replace("_", "").isalnum():
+                raise ValueError(f"SynthConfig.extra_splits: {name!r} must be a new split name (letters, digits, _)")
+            if "extra_splits" in overrides:
+                raise ValueError(f"SynthConfig.extra_splits.{name}: an extra split cannot have extra splits")
+            self.for_split(name)  # its overrides must make a valid config too
         lo, hi = self.long_side
         if not 128 <= lo <= hi <= MAX_LONG_SIDE:
             raise ValueError(f"SynthConfig.long_side must satisfy 128 <= lo <= hi <= {MAX_LONG_SIDE}, got "
                              f"{self.long_side} (larger pages exceed the readers' pixel limit)")
+
+    def _check_glyph_grid(self) -> None:
+        size = self.grid_glyph_size
+        ranges = (tuple(size),) if size and not isinstance(size[0], (list, tuple)) else tuple(map(tuple, size))
+        if not ranges or any(len(r) != 2 or not 0 < r[0] <= r[1] <= 1.5 for r in ranges):
+            raise ValueError("SynthConfig.grid_glyph_size must be [lo, hi] or a list of [lo, hi] with "
+                             f"0 < lo <= hi <= 1.5 (fractions of the cell), got {size}")
+        self.grid_glyph_size = ranges[0] if len(ranges) == 1 else ranges
+        bad = set(self.grid_fonts or ()) - set(GLYPH_FACES)
+        if bad or self.grid_fonts == ():
+            raise ValueError(f"SynthConfig.grid_fonts: unknown {sorted(bad)} (or empty); choose from "
+                             f"{sorted(GLYPH_FACES)}")
+        for name in ("grid_shift", "grid_jitter"):
+            if not 0 <= getattr(self, name) <= 0.5:
+                raise ValueError(f"SynthConfig.{name} must be within [0, 0.5] (fraction of the cell), got "
+                                 f"{getattr(self, name)}")
+        for name in ("grid_ink", "grid_background"):
+            shade = getattr(self, name)
+            if shade is not None and not 0 <= shade[0] <= shade[1] <= 255:
+                raise ValueError(f"SynthConfig.{name} must satisfy 0 <= lo <= hi <= 255, got {shade}")
+        if self.grid_ink and self.grid_background and self.grid_ink[1] >= self.grid_background[0]:
+            raise ValueError(f"SynthConfig: grid_ink {self.grid_ink} must be darker than grid_background "
+                             f"{self.grid_background} (no overlap), or the glyphs may vanish")
+
+    def glyph_size_ranges(self) -> tuple[tuple[float, float], ...]:
+        size = self.grid_glyph_size
+        return size if isinstance(size[0], tuple) else (size,)
+
+    def for_split(self, split: str) -> "SynthConfig":
+        """The config pages of `split` are drawn with: this one, with the split's extra_splits fields replaced."""
+        if split not in self.extra_splits:
+            return self
+        d = {k: v for k, v in self.to_dict().items() if k != "extra_splits"}
+        return SynthConfig.from_dict({**d, **self.extra_splits[split]})
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -128,7 +183,7 @@ class SynthConfig:
             d["degrade"] = DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in d["degrade"].items()})
         for k in ("long_side", "body_size", "margin", "fill", "font_dirs", "word_length", "fonts", "grid_rows",
-                  "grid_cols", "grid_columns", "grid_glyph_size"):
+                  "grid_cols", "grid_columns", "grid_glyph_size", "grid_fonts", "grid_ink", "grid_background"):
             if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         return cls(**d)

@@ -17,11 +17,16 @@ in reading order: column by column, top to bottom.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from data_pipelines.synth.canvas import Canvas
 from data_pipelines.synth.fonts import load_font
+from data_pipelines.synth.glyph_fonts import face_path
 from data_pipelines.synth.style import PageStyle
+
+
+EDGE = 2  # px of paper kept between a glyph's ink and the page edge (blur spreads ink by about a pixel)
 
 
 def grid_shape(width: int, height: int, cfg) -> tuple[int, int]:
@@ -29,8 +34,34 @@ def grid_shape(width: int, height: int, cfg) -> tuple[int, int]:
     return width // cfg.grid_cell, height // cfg.grid_cell
 
 
-def draw_glyph_grid(canvas: Canvas, rng: random.Random, style: PageStyle, cfg) -> None:
-    """Draw one glyph-grid page into `canvas` (cfg: SynthConfig) and record its lines as blocks in reading order."""
+def glyph_grid_style(rng: random.Random, style: PageStyle, cfg) -> PageStyle:
+    """The page style with ink and paper shades drawn from cfg.grid_ink / grid_background (when set)."""
+    changes = {}
+    for name, attr in (("grid_ink", "ink"), ("grid_background", "background")):
+        shade = getattr(cfg, name)
+        if shade is not None:
+            grey = rng.randint(*shade)
+            changes[attr] = (grey, grey, grey)
+    return dataclasses.replace(style, **changes) if changes else style
+
+
+def _glyph_size(rng: random.Random, cfg) -> int:
+    """Font size in px, uniform over the union of the size ranges (a range is picked by its width)."""
+    ranges = cfg.glyph_size_ranges()
+    lo, hi = rng.choices(ranges, weights=[max(b - a, 1e-6) for a, b in ranges])[0]
+    return max(6, round(cfg.grid_cell * rng.uniform(lo, hi)))
+
+
+def _offset(rng: random.Random, limit: int) -> int:
+    return rng.randint(-limit, limit) if limit else 0
+
+
+def draw_glyph_grid(canvas: Canvas, rng: random.Random, style: PageStyle, cfg) -> dict:
+    """Draw one glyph-grid page into `canvas` (cfg: SynthConfig) and record its lines as blocks in reading order.
+
+    Returns what was drawn beyond the text (face, size, grid shift, each glyph's offset from its cell centre), so
+    tests and notebooks can check the nuisances against their ranges.
+    """
     cell = cfg.grid_cell
     across, down = grid_shape(canvas.width, canvas.height, cfg)
     columns = rng.randint(*cfg.grid_columns)
@@ -39,8 +70,12 @@ def draw_glyph_grid(canvas: Canvas, rng: random.Random, style: PageStyle, cfg) -
     if per_column < 1 or down < 1:
         raise ValueError(f"glyph grid: a {canvas.width}x{canvas.height} page has {across}x{down} cells of "
                          f"{cell} px, too few for {columns} text column(s) {gap} cell(s) apart")
-    font = load_font(style.body.path("regular"), max(6, round(cell * rng.uniform(*cfg.grid_glyph_size))))
-    jitter = round(cell * cfg.grid_jitter)
+    face = rng.choice(cfg.grid_fonts) if cfg.grid_fonts else None
+    size = _glyph_size(rng, cfg)
+    font = load_font(face_path(face) if face else style.body.path("regular"), size)
+    shift_limit, jitter = round(cell * cfg.grid_shift), round(cell * cfg.grid_jitter)
+    shift = (_offset(rng, shift_limit), _offset(rng, shift_limit))
+    offsets = []
     for c in range(columns):
         x0 = c * (per_column + gap)
         rows = min(down, rng.randint(*cfg.grid_rows))
@@ -48,7 +83,14 @@ def draw_glyph_grid(canvas: Canvas, rng: random.Random, style: PageStyle, cfg) -
             n = min(per_column, rng.randint(*cfg.grid_cols))
             line = "".join(rng.choice(cfg.grid_alphabet) for _ in range(n))
             for i, ch in enumerate(line):
-                cx = (x0 + i) * cell + cell // 2 + rng.randint(-jitter, jitter)
-                cy = r * cell + cell // 2 + rng.randint(-jitter, jitter)
-                canvas.draw.text((cx, cy), ch, font=font, fill=style.ink, anchor="mm")
+                cx, cy = (x0 + i) * cell + cell // 2, r * cell + cell // 2
+                dx, dy = shift[0] + _offset(rng, jitter), shift[1] + _offset(rng, jitter)
+                # A glyph pushed over the page edge would be cut: keep its ink EDGE px inside the page.
+                left, top, right, bottom = font.getbbox(ch, anchor="mm")
+                dx = min(max(dx, EDGE - (cx + left)), canvas.width - EDGE - cx - right)
+                dy = min(max(dy, EDGE - (cy + top)), canvas.height - EDGE - cy - bottom)
+                canvas.draw.text((cx + dx, cy + dy), ch, font=font, fill=style.ink, anchor="mm")
+                offsets.append((dx, dy))
             canvas.add_block("text_block", (x0 * cell, r * cell, (x0 + n) * cell, (r + 1) * cell), line)
+    return {"face": face, "size": size, "shift": shift, "offsets": offsets, "ink": style.ink,
+            "background": style.background}

@@ -23,7 +23,7 @@ from data_pipelines.synth.config import PAGE_FORMATS, SynthConfig
 from data_pipelines.synth.content import TextSource
 from data_pipelines.synth.degrade import degrade, paper_texture
 from data_pipelines.synth.fonts import available_languages, cjk_family, find_cjk_font, latin_families
-from data_pipelines.synth.glyph_grid import draw_glyph_grid
+from data_pipelines.synth.glyph_grid import draw_glyph_grid, glyph_grid_style
 from data_pipelines.synth.layout import compose
 from data_pipelines.synth.style import pick, sample_style
 from ocr2.data.markdown import blocks_to_markdown
@@ -47,6 +47,7 @@ class SyntheticPage:
     lang: str
     layout: str
     degradations: list[str] = field(default_factory=list)
+    rendering: dict[str, Any] = field(default_factory=dict)  # glyph_grid: face, size, offsets (glyph_grid.py)
 
     def to_sample(self) -> dict[str, Any]:
         return make_sample(self.id, self.image, self.markdown, self.blocks, self.relations, source="synthetic",
@@ -89,14 +90,17 @@ class PageGenerator:
             layout = "two_column"  # a sidebar squeezed next to a wide, short body reads like two columns anyway
         style = sample_style(rng, self.families, cjk_family(self.cjk_path) if lang == "zh" else None,
                              min(width, height), cfg.body_size, cfg.p_color_background, cfg.p_justify, cfg.fonts)
+        if layout == "glyph_grid":
+            style = glyph_grid_style(rng, style, cfg)
         canvas = Canvas(width, height, style.background)
         if rng.random() < cfg.p_paper_texture:
             canvas.image.paste(paper_texture(canvas.image, rng))
+        rendering = {}
         if layout == "glyph_grid":
-            draw_glyph_grid(canvas, rng, style, cfg)
+            rendering = draw_glyph_grid(canvas, rng, style, cfg)
         else:
             compose(canvas, rng, text, style, layout, cfg)
         image, applied = degrade(canvas.image, canvas.blocks, rng, cfg.degrade, style.background)
         markdown = blocks_to_markdown(canvas.blocks, canvas.relations)
         return SyntheticPage(page_id or f"synth-{seed:016x}", seed, image, canvas.blocks, canvas.relations,
-                             markdown, lang, layout, applied)
+                             markdown, lang, layout, applied, rendering)
