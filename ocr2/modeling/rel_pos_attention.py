@@ -6,23 +6,28 @@ with `rel_h` (L, h) and `rel_w` (L, w) computed from the query (MViTv2). Handing
 requires grad forces its math path: for the 64x64 grid of a 1024² view that is several 4096² tensors per head
 (scores, bias, probabilities, their gradients), all streamed through main memory.
 
-On CPU in fp32/fp64 the kernel below walks blocks of query rows small enough to stay in cache: forward runs SDPA's
-fused kernel on each block with only that block's (rows, L) bias built, and backward recomputes each block's
-probabilities (flash-attention style) to get the gradients of q, k, v, rel_h and rel_w. Same function, O(L * (d +
-h + w)) memory between forward and backward instead of O(L²). Elsewhere (CUDA, low precision) SDPA with the dense
-bias is used: its fused kernels take an additive bias and its gradient.
+On CPU in fp32/fp64 the kernel below walks blocks of query rows (of one or several batch-heads), each block's scores
+in one reused buffer, and keeps the per-row log-sum-exp from forward (O(L)) so backward gets the probabilities as
+one exp of recomputed scores (flash-attention style). Memory between forward and backward is O(L * (d + h + w))
+instead of O(L²). Elsewhere (CUDA, low precision) SDPA with the dense bias is used: its fused kernels take an
+additive bias and its gradient.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-# Block sizes, measured on a 2-core CPU over the 64x64 global grid, the 48x48 crops and the 14x14 windows. Forward:
-# about 2^18 scores per batch-head per SDPA call (its fused kernel tiles further itself). Backward: about 2^20 scores
-# per block across the whole batch (4 MiB of fp32, so the block's scores stay in cache between its ~10 ops).
-_FORWARD_SCORES = 1 << 18
-_BACKWARD_SCORES = 1 << 20
+# Scores per block (all batch-heads of the block together). Measured on the 2-core CPU over the 64x64 global grid
+# and the 48x48 crops: 2^19 (128 rows of a 4096-token grid, 2 MiB of fp32) keeps the block's elementwise passes in
+# L2/L3 while its GEMMs still have enough rows to run near the machine's matmul rate.
+_BLOCK_SCORES = 1 << 19
+
+# Scores are kept in base 2: exp2 is ~3x faster than exp on this CPU (torch's exp takes a slower, more accurate
+# path), and the change of base is free, folded into the (rows, d) query block and the (rows, h + w) bias factors.
+_LOG2E = 1.0 / math.log(2.0)
 
 
 def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
@@ -45,50 +50,78 @@ def _bias(rel_h: torch.Tensor, rel_w: torch.Tensor) -> torch.Tensor:
     return (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)
 
 
-def _row_blocks(length: int, scores: int):
-    """Slices of query rows, each about `scores` scores (rows x length), at least 8 rows."""
-    rows = max(8, min(length, scores // length))
-    return [slice(start, min(start + rows, length)) for start in range(0, length, rows)]
+def _blocks(batch: int, length: int, scores: int) -> list[tuple[slice, slice]]:
+    """(batch-heads, query rows) slices covering (batch, length), each about `scores` scores (heads x rows x length).
+    A short sequence (the 14x14 windows) groups whole heads, so its GEMMs are batched and Python overhead stays
+    small; a long one takes one head and at least 8 rows per block."""
+    if length * length <= scores:
+        heads = scores // (length * length)
+        return [(slice(s, min(s + heads, batch)), slice(0, length)) for s in range(0, batch, heads)]
+    rows = max(8, scores // length)
+    return [(slice(b, b + 1), slice(s, min(s + rows, length))) for b in range(batch) for s in range(0, length, rows)]
 
 
 class _BlockedRelPosAttention(torch.autograd.Function):
-    """Forward: SDPA's fused CPU kernel per block of query rows, with only that block's bias materialised.
-    Backward: per block, recompute the probabilities (each block holds whole rows, so a plain softmax), then
+    """Forward, per block: scores written by one GEMM into a buffer that already holds the block's bias (built from
+    the two factors), then max, subtract, exp2 and sum in place; the block's output is P~ v / rowsum (normalising
+    the (rows, d) output instead of the (rows, L) probabilities). The per-row log-sum-exp is saved.
+    Backward, per block: the bias minus the log-sum-exp, plus q k^T, exp2 in place, is P (no softmax reduction);
     dS = P * (dP - rowsum(dO * O)) gives dq, dk, and the two bias gradients as row / column sums of dS."""
 
     @staticmethod
     def forward(ctx, q, k, v, rel_h, rel_w):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        batch, length, d = q.shape
+        h, w = rel_h.shape[-1], rel_w.shape[-1]
+        blocks = _blocks(batch, length, _BLOCK_SCORES)
+        scale = d ** -0.5 * _LOG2E
         out = torch.empty_like(q)
-        for sl in _row_blocks(q.shape[1], _FORWARD_SCORES):
-            # 4-D operands: SDPA's fused CPU kernel takes (batch, heads, L, D) only (3-D falls back to its math path).
-            out[:, sl] = F.scaled_dot_product_attention(q[None, :, sl], k[None], v[None],
-                                                        attn_mask=_bias(rel_h[None, :, sl], rel_w[None, :, sl]))[0]
-        ctx.save_for_backward(q, k, v, rel_h, rel_w, out)
+        lse = q.new_empty(batch, length)  # base 2
+        buf = q.new_empty(_largest(blocks) * length)
+        for bs, rs in blocks:
+            nb, nr = bs.stop - bs.start, rs.stop - rs.start
+            grid = buf[:nb * nr * length].view(nb, nr, h, w)
+            torch.add((rel_h[bs, rs] * _LOG2E)[..., :, None], (rel_w[bs, rs] * _LOG2E)[..., None, :], out=grid)
+            s = grid.view(nb, nr, length).baddbmm_(q[bs, rs] * scale, k[bs].transpose(1, 2))
+            m = s.amax(dim=-1, keepdim=True)
+            z = s.sub_(m).exp2_().sum(dim=-1, keepdim=True)
+            torch.bmm(s, v[bs], out=out[bs, rs]).div_(z)
+            lse[bs, rs] = m.squeeze(-1).add_(z.squeeze(-1).log2_())
+        ctx.save_for_backward(q, k, v, rel_h, rel_w, out, lse)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, rel_h, rel_w, out = ctx.saved_tensors
+        q, k, v, rel_h, rel_w, out, lse = ctx.saved_tensors
         batch, length, d = q.shape
         h, w = rel_h.shape[-1], rel_w.shape[-1]
+        blocks = _blocks(batch, length, _BLOCK_SCORES)
         scale = d ** -0.5
         grad_out = grad_out.contiguous()
         delta = (grad_out * out).sum(dim=-1, keepdim=True)  # rowsum(dO * O) = rowsum(P * dP)
-        qs, kt, vt = q * scale, k.transpose(1, 2), v.transpose(1, 2)
         dq = torch.empty_like(q)
         dk, dv = torch.zeros_like(k), torch.zeros_like(v)
         d_rel_h, d_rel_w = torch.empty_like(rel_h), torch.empty_like(rel_w)
-        for sl in _row_blocks(length, _BACKWARD_SCORES // batch):
-            s = torch.bmm(qs[:, sl], kt)
-            s.view(batch, -1, h, w).add_(rel_h[:, sl, :, None]).add_(rel_w[:, sl, None, :])
-            p = torch.softmax(s, dim=-1)
-            g = grad_out[:, sl]
-            dv.baddbmm_(p.transpose(1, 2), g)
-            ds = torch.bmm(g, vt).sub_(delta[:, sl]).mul_(p)  # d(scores)
-            grid = ds.view(batch, -1, h, w)
-            d_rel_h[:, sl] = grid.sum(dim=-1)
-            d_rel_w[:, sl] = grid.sum(dim=-2)
-            dq[:, sl] = torch.bmm(ds, k)
-            dk.baddbmm_(ds.transpose(1, 2), qs[:, sl])
-        return dq.mul_(scale), dk, dv, d_rel_h, d_rel_w
+        size = _largest(blocks) * length
+        buf, buf2 = q.new_empty(size), q.new_empty(size)
+        for bs, rs in blocks:
+            nb, nr = bs.stop - bs.start, rs.stop - rs.start
+            grid = buf[:nb * nr * length].view(nb, nr, h, w)
+            torch.add((rel_h[bs, rs] * _LOG2E).sub_(lse[bs, rs, None])[..., :, None],
+                      (rel_w[bs, rs] * _LOG2E)[..., None, :], out=grid)
+            p = grid.view(nb, nr, length).baddbmm_(q[bs, rs], k[bs].transpose(1, 2), alpha=scale * _LOG2E).exp2_()
+            g = grad_out[bs, rs]
+            dv[bs].baddbmm_(p.transpose(1, 2), g)
+            ds = torch.bmm(g, v[bs].transpose(1, 2), out=buf2[:nb * nr * length].view(nb, nr, length))
+            ds.sub_(delta[bs, rs]).mul_(p)  # d(scores)
+            ds_grid = ds.view(nb, nr, h, w)
+            torch.sum(ds_grid, dim=-1, out=d_rel_h[bs, rs])
+            torch.sum(ds_grid, dim=-2, out=d_rel_w[bs, rs])
+            torch.bmm(ds, k[bs], out=dq[bs, rs])
+            dk[bs].baddbmm_(ds.transpose(1, 2), q[bs, rs])
+        return dq.mul_(scale), dk.mul_(scale), dv, d_rel_h, d_rel_w
+
+
+def _largest(blocks: list[tuple[slice, slice]]) -> int:
+    """Rows (batch-heads x query rows) of the largest block: the size of the reused score buffers."""
+    return max((bs.stop - bs.start) * (rs.stop - rs.start) for bs, rs in blocks)
