@@ -1,46 +1,70 @@
 """`ocr2-bench`: ours versus the transformers port, on the same weights and the same inputs.
 
-Builds a random port model (`transformers.models.deepseek_ocr2`) at a named size, maps its weights into an
-`OCR2Model` through the explicit key map (`ocr2.keymaps.port`), and times, for both:
+Builds a random port model (`transformers.models.deepseek_ocr2`) at a named size (default `official-shallow`:
+the released widths and view geometry, 2 layers per stack), maps its weights into an `OCR2Model` through the
+explicit key map (`ocr2.keymaps.port`), and measures, for both:
   (a) the vision path forward+backward for one page: the global 1024² view plus `--crops` 768² crops
       (SAM tokenizer, DeepEncoder V2, projector);
   (b) a full training step of the whole model: forward with labels, backward, AdamW step;
-  (c) greedy generation: `--new-tokens` tokens after a prompt holding the page (vision path and prefill
-      included), reported as tokens/s;
-  (d) peak memory of each workload: the max RSS of a fresh subprocess per measurement on CPU (the RSS just
-      before the workload is shown too, so the workload's own growth can be read off), or
+  (c) one decoding step timed directly over a KV cache of each `--cache-lens` length (eval/bench/decode_step.py);
+  (d) greedy generation of `--new-tokens` tokens after a prompt holding the page (vision path and prefill included);
+  (e) peak memory of (a), (b), (d): the peak RSS of a fresh subprocess per (model, workload) on CPU, or
       `torch.cuda.max_memory_allocated` on CUDA.
-Every timing is the median of `--repeats` runs after one warm-up, ours and the port interleaved. On CUDA it also
-reports MFU for the official shape (training step, `6 x active parameters x tokens`).
+Every time is the median of `--repeats` runs after one warm-up, ours and the port interleaved (on CPU the training
+step runs in one subprocess per side, since both models with their AdamW states do not fit in memory together at
+the official widths). Each figure carries its spread (IQR / median); a figure whose spread exceeds
+`--max-spread` is printed as `noisy: rerun`. Achieved GFLOP/s (model FLOPs, attention included: eval/bench/flops.py)
+are shown against the machine's measured matmul peak (eval/bench/peak.py).
 
-    ocr2-bench                      # CPU, fp32, the `small` size, 2 crops
-    ocr2-bench --device cuda --dtype bfloat16 --backend flash
+    ocr2-bench                          # CPU, fp32, official-shallow, 2 crops, decode at 600 and 8,000 cached
+    ocr2-bench --size small             # the narrow size (seconds per run)
+    ocr2-bench scaling                  # cost vs crops, batch, generated tokens, cache length (eval/bench/scaling.py)
+    ocr2-bench --device cuda --dtype bfloat16 --size official
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
+import math
 import os
-import resource
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
+import textwrap
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from eval.bench import flops
+from eval.bench.child import spawn
+from eval.bench.decode_step import step_pair
+from eval.bench.flops import Flops
+from eval.bench.peak import matmul_peak
+from eval.bench.stats import DEFAULT_MAX_SPREAD, NOISY, Progress, Sample, cell, refused
+from eval.bench.timing import time_calls
 from ocr2 import OCR2Config, OCR2Model
 from ocr2.keymaps import port as port_keys
 
 # Port configs by size. Both keep the official view geometry (the port picks its query table by
 # `num_patches <= 144` and uses every row, so views must give exactly 144 / 256 visual tokens).
 SIZES = {
-    # Seconds per run on 2 CPU cores: every official mechanism, narrow widths.
+    # The default: the released widths and view geometry with 2 layers per stack (SAM: 1 windowed + 1 global
+    # block; decoder: 1 dense + 1 MoE layer), 653 M parameters (the 129,280-token embedding and head are half),
+    # minutes per run on 2 CPU cores. Per-layer costs and their mix are the official model's.
+    "official-shallow": dict(
+        sam=dict(hidden_size=768, num_hidden_layers=2, num_attention_heads=12, output_channels=256,
+                 downsample_channels=[512, 896], global_attn_indexes=[1]),
+        encoder=dict(hidden_size=896, num_hidden_layers=2, num_attention_heads=14, num_key_value_heads=2,
+                     intermediate_size=4864),
+        text=dict(vocab_size=129_280, hidden_size=1280, num_hidden_layers=2, num_attention_heads=10,
+                  num_key_value_heads=10, intermediate_size=6848, moe_intermediate_size=896, n_routed_experts=64,
+                  n_shared_experts=2, num_experts_per_tok=6, mlp_layer_types=["dense", "sparse"]),
+    ),
+    # Seconds per run on 2 CPU cores: every official mechanism, narrow widths (SAM's global attention is 64-69%
+    # of its FLOPs here, against 11-13% at the official widths: ratios measured here do not carry over).
     "small": dict(
         sam=dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, output_channels=32,
                  downsample_channels=[64, 128], global_attn_indexes=[1, 3]),
@@ -50,7 +74,7 @@ SIZES = {
                   num_key_value_heads=4, intermediate_size=384, moe_intermediate_size=64, n_routed_experts=16,
                   n_shared_experts=2, num_experts_per_tok=4, mlp_layer_types=["dense", "sparse", "sparse", "sparse"]),
     ),
-    # The released DeepSeek-OCR 2 (3.39 B parameters): for MFU on a GPU.
+    # The released DeepSeek-OCR 2 (3.39 B parameters): for a GPU.
     "official": dict(
         sam=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, output_channels=256,
                  downsample_channels=[512, 896], global_attn_indexes=[2, 5, 8, 11]),
@@ -74,7 +98,7 @@ SIZES = {
 IMAGE_TOKEN_ID = 5
 TEXT_TOKENS = 64  # prompt text after the image, and the labelled answer in the training step
 
-# Dense bf16 peak FLOP/s by device name (tensor cores, no sparsity), for MFU.
+# Datasheet dense bf16 peak FLOP/s by device name (tensor cores, no sparsity), for MFU on a GPU.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12,
              "B200": 2250e12}
 
@@ -208,87 +232,67 @@ def workloads(ours: OCR2Model, port, x: Inputs, new_tokens: int) -> dict[str, tu
         assert out.shape[1] - prompt.shape[1] == n
 
     return {"encoder": (encoder_ours, encoder_port), "train": (train_ours, train_port),
-            "generate": (lambda: generate_ours(new_tokens), lambda: generate_port(new_tokens)),
-            "generate_1": (lambda: generate_ours(1), lambda: generate_port(1))}
+            "generate": (lambda: generate_ours(new_tokens), lambda: generate_port(new_tokens))}
+
+
+# ----------------------------------------------------------------------------------------- rows
+
+
+@dataclasses.dataclass
+class Row:
+    """One measure for both sides. `ours`/`port` hold repeats (seconds, or one value for memory and counts);
+    `scale` converts seconds to the unit shown; `flops` (model FLOPs per call) gives the GFLOP/s columns."""
+
+    label: str
+    ours: Sample
+    port: Sample
+    scale: float = 1.0
+    flops: Flops | None = None
+    kind: str = "time"  # time | memory | count
+    note: str = ""
+
+
+def ratio_cell(row: Row, max_spread: float) -> str:
+    o, p = row.ours, row.port
+    if not (math.isfinite(o.median) and math.isfinite(p.median)) and row.kind != "time":
+        return "n/a"
+    if refused(o.median, o.spread, max_spread) or refused(p.median, p.spread, max_spread) or o.median <= 0:
+        return NOISY
+    r = p.median / o.median
+    return NOISY if refused(r) else f"{r:.2f}x"
+
+
+def rate_cell(flops: Flops | None, s: Sample, peak: float, max_spread: float) -> str:
+    if flops is None:
+        return ""
+    if refused(s.median, s.spread, max_spread) or s.median <= 0:
+        return NOISY
+    rate = flops.total / s.median
+    return f"{rate / 1e9:.3g} ({100 * rate / peak:.2g}%)"
+
+
+def format_table(rows: list[Row], peak: float, max_spread: float) -> list[str]:
+    head = ["measure", "ours", "spread", "port", "spread", "port/ours", "ours GFLOP/s (% peak)",
+            "port GFLOP/s (% peak)"]
+    body = []
+    for r in rows:
+        vals = []
+        for s in (r.ours, r.port):
+            if r.kind == "time":
+                vals += [cell(s.median * r.scale, s.spread, max_spread), f"{100 * s.spread:.0f}%"]
+            elif not math.isfinite(s.median):  # not measured for this side (e.g. no counter for it)
+                vals += ["n/a", "-"]
+            else:
+                vals += [cell(s.median * r.scale, fmt="{:.0f}" if r.kind == "count" else "{:.1f}"), "-"]
+        body.append([r.label + (f" [{r.note}]" if r.note else ""), *vals, ratio_cell(r, max_spread),
+                     rate_cell(r.flops, r.ours, peak, max_spread), rate_cell(r.flops, r.port, peak, max_spread)])
+    widths = [max(len(line[i]) for line in [head] + body) for i in range(len(head))]
+    fmt = lambda line: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                 for i, (c, w) in enumerate(zip(line, widths)))
+    return [fmt(head), fmt(["-" * w for w in widths])] + [fmt(line) for line in body]
 
 
 # ----------------------------------------------------------------------------------------- measurement
-
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_pair(fns: tuple[Callable, Callable], repeats: int, device) -> tuple[list[float], list[float]]:
-    times: tuple[list[float], list[float]] = ([], [])
-    for fn in fns:  # warm-up: allocator pools, lazily built tables, kernel selection
-        fn()
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            ts.append(time.perf_counter() - start)
-    return times
-
-
-def _rss_now_kib() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def _peak_rss_kib() -> int:
-    """This process image's peak RSS. VmHWM belongs to the address space, which `exec` replaces; getrusage's
-    ru_maxrss survives `exec` and so would report the parent's peak at fork time when that was higher."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-
-
-def _child(spec: dict) -> None:
-    """One peak-memory measurement in a fresh process: build one model, load the saved weights, run the
-    workload twice (the second run sees the optimiser state and warmed allocator pools), print JSON."""
-    torch.set_num_threads(spec["threads"])
-    cfg = ours_config(port_config(spec["size"]), spec["backend"])
-    if spec["who"] == "ours":
-        model = OCR2Model(cfg)
-        model.load_state_dict(torch.load(spec["weights"], weights_only=True), strict=True)
-        pair = (model, None)
-    else:
-        pair = (None, build_port(spec["size"]))
-    x = make_inputs(cfg, spec["crops"], "cpu", torch.float32)
-    ours_fn, port_fn = _workloads_for_one(pair, x, spec["new_tokens"])[spec["workload"]]
-    fn = ours_fn if spec["who"] == "ours" else port_fn
-    before = _rss_now_kib()
-    fn()
-    fn()
-    print(json.dumps({"before_kib": before, "peak_kib": _peak_rss_kib()}))
-
-
-def _workloads_for_one(pair, x: Inputs, new_tokens: int):
-    """`workloads` for a process that holds only one of the two models (the other side is never called)."""
-    ours, port = pair
-    dummy = torch.nn.Linear(1, 1)
-    return workloads(ours if ours is not None else dummy, port if port is not None else dummy, x, new_tokens)
-
-
-def peak_memory_cpu(args, workload: str, weights: str) -> dict[str, tuple[float, float]]:
-    out = {}
-    for who in ("ours", "port"):
-        spec = dict(who=who, workload=workload, size=args.size, backend=args.backend, crops=args.crops,
-                    new_tokens=args.new_tokens, weights=weights, threads=torch.get_num_threads())
-        res = subprocess.run([sys.executable, "-m", "eval.bench.model", "--child", json.dumps(spec)], check=True,
-                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-        data = json.loads(res.stdout.strip().splitlines()[-1])
-        out[who] = (data["peak_kib"] / 1024, (data["peak_kib"] - data["before_kib"]) / 1024)
-    return out
 
 
 def peak_memory_cuda(fns: tuple[Callable, Callable], device) -> tuple[float, float]:
@@ -303,168 +307,201 @@ def peak_memory_cuda(fns: tuple[Callable, Callable], device) -> tuple[float, flo
     return peaks[0], peaks[1]
 
 
-# ----------------------------------------------------------------------------------------- MFU
-
-
-def active_param_tokens(cfg: OCR2Config, model: OCR2Model, crops: int, seq_len: int) -> float:
-    """sum over modules of (parameters a token actually uses) x (tokens through that module), for one page.
-
-    Vision tokenizer blocks see every 16x16 patch; the neck every patch, each stride-2 conv a quarter of its
-    input positions; the encoder [visual ; queries] per view; the projector the kept outputs; the decoder
-    every position, with only top-k of the routed experts active per token."""
-    views = [cfg.global_view_size] + [cfg.crop_size] * crops
-    vt = model.vision_tokenizer
-    n = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
-    total = 0.0
-    for size in views:
-        patches = (size // cfg.vision.patch_size) ** 2
-        total += (n(vt.patch_embed) + n(vt.blocks) + n(vt.neck)) * patches
-        for i, name in enumerate(vt.compressor_names):
-            total += n(getattr(vt, name)) * patches / 4 ** (i + 1)
-        visual = cfg.vision.tokens_for(size)
-        total += n(model.encoder.layers) * (visual + cfg.num_queries(size))
-        total += n(model.projector) * cfg.view_output_tokens(size)
-    d = cfg.decoder
-    experts = sum(n(layer.mlp.experts) for layer in model.decoder.layers if hasattr(layer.mlp, "experts"))
-    decoder_active = n(model.decoder.layers) - experts * (1 - d.num_experts_per_tok / d.n_routed_experts)
-    total += (decoder_active + n(model.lm_head)) * seq_len
-    return total
-
-
-def report_mfu(args, device, dtype) -> list[str]:
-    """Training-step MFU of ours and the port at `--mfu-size` (official by default; random weights, one page).
-
-    FLOPs per step = 6 x sum(active parameters x tokens through them) (`active_param_tokens`); attention
-    score FLOPs are not counted, as usual for MFU."""
-    from transformers.models.deepseek_ocr2 import DeepseekOcr2ForConditionalGeneration
-
-    peak = None
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-    pcfg = port_config(args.mfu_size)
-    cfg = ours_config(pcfg, args.backend)
-    x = make_inputs(cfg, args.crops, device, dtype)
-    with torch.device("meta"):
-        flops_per_step = 6 * active_param_tokens(cfg, OCR2Model(cfg), args.crops, x.input_ids.shape[1])
-    port_images = dict(pixel_values=x.global_views, pixel_values_local=x.crops,
-                       num_local_patches=x.num_crops if x.crops is not None else None)
-    lines = [f"MFU at the {args.mfu_size} shape, {args.dtype}, 1 page + {args.crops} crops, "
-             f"{x.input_ids.shape[1]} positions: {flops_per_step / 1e9:.1f} GFLOP per training step"]
+def child_runs(args, workload: str, repeats: int, progress: Progress) -> dict[str, dict]:
+    """Both sides of `workload`, one fresh process each (eval/bench/child.py), one after the other."""
+    out = {}
     for who in ("ours", "port"):
-        with torch.device(device):
-            model = OCR2Model(cfg) if who == "ours" else DeepseekOcr2ForConditionalGeneration(pcfg)
-        model = model.to(dtype=dtype).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-        if who == "ours":
-            loss = lambda: model(x.input_ids, x.global_views, x.crops, x.num_crops, labels=x.labels).loss  # noqa
+        spec = dict(who=who, workload=workload, size=args.size, backend=args.backend, crops=args.crops,
+                    new_tokens=args.new_tokens, threads=torch.get_num_threads(), repeats=repeats, dtype=args.dtype)
+        out[who] = spawn(spec)
+        progress.step(f"{who} {workload} in a fresh process")
+    return out
+
+
+def model_flops(cfg: OCR2Config, x: Inputs, args) -> dict[str, Flops]:
+    with torch.device("meta"):  # shapes only
+        shape = OCR2Model(cfg)
+    positions, labelled = x.input_ids.shape[1], TEXT_TOKENS
+    prompt = positions - TEXT_TOKENS // 2
+    out = {"encoder": 3 * flops.vision_forward(cfg, shape, args.crops),
+           "train": flops.train_step(cfg, shape, args.crops, positions, labelled),
+           "generate": flops.generate(cfg, shape, args.crops, prompt, args.new_tokens)}
+    for n in args.cache_lens:
+        out[f"decode_{n}"] = flops.decode_step(cfg, shape, n)
+    return out
+
+
+def decode_ops_rows(ours, cache_len: int) -> list[Row]:
+    """ATen calls per decoded token (nested, as torch.profiler records them), by the counter of
+    eval/bench/decode_ops.py. It drives our `greedy_decode` only, so the port's column reads n/a."""
+    from eval.bench import decode_ops
+
+    count = decode_ops.count_decode_ops(ours, cache_len=cache_len)
+    return [Row(f"ops per decoded token, {cache_len} cached (ATen calls)", Sample([count.total]),
+                Sample([math.nan]), kind="count")]
+
+
+def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
+    n_children = 2 * ("train" in only and device.type == "cpu") + 4 * ("memory" in only and device.type == "cpu")
+    n_main = sum(k in only for k in ("encoder", "generate")) + len(args.cache_lens) * ("decode" in only)
+    n_main += ("train" in only and device.type == "cuda") + 3 * ("memory" in only and device.type == "cuda")
+    progress = Progress(n_children + n_main + ("ops" in only))
+    rows: list[Row] = []
+    info: dict = {}
+    children: dict[str, dict] = {}
+    # CPU: the subprocesses first, while this process holds no model (memory is the constraint, see child.py).
+    if device.type == "cpu":
+        if "train" in only:
+            children["train"] = child_runs(args, "train", args.repeats, progress)
+        if "memory" in only:
+            for name in ("encoder", "generate"):
+                children[name] = child_runs(args, name, 1, progress)
+
+    ours, port = build_pair(args.size, args.backend, device, dtype)
+    cfg = ours.config
+    x = make_inputs(cfg, args.crops, device, dtype)
+    fl = model_flops(cfg, x, args)
+    info.update(params=ours.num_parameters(), positions=x.input_ids.shape[1], flops=fl)
+    fns = workloads(ours, port, x, args.new_tokens)
+
+    def timed(name: str, label: str, scale: float = 1.0, note: str = "") -> None:
+        t_ours, t_port = time_calls(fns[name], args.repeats, device)
+        rows.append(Row(label, Sample(t_ours), Sample(t_port), scale, fl[name], note=note))
+        progress.step(label)
+
+    if "encoder" in only:
+        timed("encoder", "vision fwd+bwd (s)")
+    if "train" in only:
+        if device.type == "cpu":
+            c = children["train"]
+            rows.append(Row("train step (s)", Sample(c["ours"]["times"]), Sample(c["port"]["times"]), 1.0,
+                            fl["train"], note="one process per side, not interleaved"))
         else:
-            loss = lambda: model(input_ids=x.input_ids, labels=x.labels, **port_images).loss  # noqa
-
-        def train_step():
-            loss().backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        times, _ = time_pair((train_step, lambda: None), args.repeats, device)
-        t = statistics.median(times)
-        achieved = flops_per_step / t
-        mfu = f"MFU {100 * achieved / peak:.1f}%" if peak else "MFU n/a (no bf16 peak known for this device)"
-        lines.append(f"  {who}: {t * 1e3:.0f} ms per step, {achieved / 1e12:.3f} TFLOP/s, {mfu}")
-        del model, opt
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    return lines
+            timed("train", "train step (s)")
+    if "decode" in only:
+        for n in args.cache_lens:
+            pair = step_pair(ours, port, n)
+            t_ours, t_port = time_calls(pair.fns, args.repeats * args.decode_repeats, device, pair.setups)
+            label = f"decode step, {n} cached (ms)"
+            rows.append(Row(label, Sample(t_ours), Sample(t_port), 1e3, fl[f"decode_{n}"]))
+            del pair
+            progress.step(label)
+    if "generate" in only:
+        timed("generate", f"generate: page + {args.new_tokens} tokens (s)")
+    if "ops" in only:
+        rows += decode_ops_rows(ours, args.cache_lens[0])
+        progress.step("ops per decoded token")
+    if "memory" in only or ("train" in only and device.type == "cpu"):
+        names = ("encoder", "train", "generate")
+        labels = dict(encoder="vision fwd+bwd", train="train step", generate="generate")
+        for name in names:
+            if device.type == "cuda":
+                if "memory" in only:
+                    m_ours, m_port = peak_memory_cuda(fns[name], device)
+                    rows.append(Row(f"peak MiB, {labels[name]}", Sample([m_ours]), Sample([m_port]), kind="memory"))
+                    progress.step(f"peak memory, {name}")
+            elif name in children:
+                c = children[name]
+                mib = lambda who, key: c[who][key] / 1024  # noqa: E731
+                rows.append(Row(f"peak RSS MiB, {labels[name]}", Sample([mib("ours", "peak_kib")]),
+                                Sample([mib("port", "peak_kib")]), kind="memory"))
+                rows.append(Row("  growth over the loaded model (MiB)",
+                                Sample([mib("ours", "peak_kib") - mib("ours", "before_kib")]),
+                                Sample([mib("port", "peak_kib") - mib("port", "before_kib")]), kind="memory"))
+    del ours, port, fns
+    gc.collect()
+    return rows, info
 
 
 # ----------------------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["scaling"]:
+        from eval.bench.scaling import scaling_main
+
+        return scaling_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--decode-repeats", type=int, default=4,
+                        help="decode steps are short: time repeats x this many of them")
     parser.add_argument("--crops", type=int, default=2, help="768² crops besides the global view (0, 2..6)")
     parser.add_argument("--backend", default="auto", help="our attn_implementation (auto, sdpa, sdpa_split, flex, "
                                                           "flash, eager); the port always runs sdpa")
-    parser.add_argument("--size", default="small", choices=sorted(SIZES))
+    parser.add_argument("--size", default="official-shallow", choices=list(SIZES))
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--only", default="encoder,train,generate,memory",
-                        help="comma-separated subset of encoder,train,generate,memory,mfu")
-    parser.add_argument("--mfu-size", default="official", choices=sorted(SIZES),
-                        help="model size for the MFU line (reported on CUDA, or with --only mfu)")
+    parser.add_argument("--cache-lens", default="600,8000", help="cached positions for the decode-step rows")
+    parser.add_argument("--max-spread", type=float, default=DEFAULT_MAX_SPREAD,
+                        help="largest IQR/median a figure may have before it is printed as 'noisy: rerun'")
+    parser.add_argument("--only", default="encoder,train,decode,generate,ops,memory",
+                        help="comma-separated subset of encoder,train,decode,generate,ops,memory")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        return _child(json.loads(args.child))
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    args.cache_lens = [int(n) for n in args.cache_lens.split(",") if n]
     only = set(args.only.split(","))
-    unknown = only - {"encoder", "train", "generate", "memory", "mfu"}
+    unknown = only - {"encoder", "train", "decode", "generate", "ops", "memory"}
     if unknown:
         parser.error(f"unknown --only entries: {sorted(unknown)}")
-    if device.type == "cuda":
-        only.add("mfu")
-    if only - {"mfu"}:
-        print_table(args, device, dtype, only)
-    if "mfu" in only:
-        print()
-        for line in report_mfu(args, device, dtype):
-            print(line)
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    for line in run(args, device, dtype, only):
+        print(line)
 
 
-def print_table(args, device, dtype, only: set[str]) -> None:
-    ours, port = build_pair(args.size, args.backend, device, dtype)
-    x = make_inputs(ours.config, args.crops, device, dtype)
-    fns = workloads(ours, port, x, args.new_tokens)
-    print(f"ocr2-bench: size={args.size} ({ours.num_parameters() / 1e6:.2f} M parameters), device={device}, "
-          f"dtype={args.dtype}, backend={args.backend}, crops={args.crops}, repeats={args.repeats}, "
-          f"threads={torch.get_num_threads()}, torch {torch.__version__}")
-    print(f"page: 1 global view + {args.crops} crops, {x.input_ids.shape[1]} decoder positions; "
-          f"generation: {args.new_tokens} new tokens\n")
+def load_line(when: str) -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min; {os.cpu_count()} CPUs)"
 
-    rows = []
-    for name, label in (("encoder", "vision fwd+bwd (s)"), ("train", "train step (s)")):
-        if name in only:
-            t_ours, t_port = (statistics.median(t) for t in time_pair(fns[name], args.repeats, device))
-            rows.append((label, t_ours, t_port, t_port / t_ours))
-    if "generate" in only:
-        n = args.new_tokens
-        t_ours, t_port = (statistics.median(t) for t in time_pair(fns["generate"], args.repeats, device))
-        rows.append((f"generate: page + {n} tokens (tokens/s)", n / t_ours, n / t_port, t_port / t_ours))
-        # Decoding alone: the same page with 1 new token (vision path + prefill) subtracted.
-        p_ours, p_port = (statistics.median(t) for t in time_pair(fns["generate_1"], args.repeats, device))
-        d_ours, d_port = (n - 1) / (t_ours - p_ours), (n - 1) / (t_port - p_port)
-        rows.append(("  of which decoding (tokens/s)", d_ours, d_port, d_ours / d_port))
-        rows.append(("  of which vision + prefill (s)", p_ours, p_port, p_port / p_ours))
-    if "memory" in only:
-        if device.type == "cuda":
-            for name in ("encoder", "train", "generate"):
-                m_ours, m_port = peak_memory_cuda(fns[name], device)
-                rows.append((f"peak MiB, {name}", m_ours, m_port, m_port / m_ours))
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                weights = os.path.join(tmp, "ours.pt")
-                torch.save(ours.state_dict(), weights)
-                for name in ("encoder", "train", "generate"):
-                    mem = peak_memory_cpu(args, name, weights)
-                    rows.append((f"peak RSS MiB, {name}", mem["ours"][0], mem["port"][0],
-                                 mem["port"][0] / mem["ours"][0]))
-                    rows.append((f"  growth MiB, {name}", mem["ours"][1], mem["port"][1],
-                                 mem["port"][1] / max(mem["ours"][1], 1e-9)))
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'ours':>10}  {'port':>10}  {'port/ours':>9}")
-    for label, a, b, r in rows:
-        print(f"{label:<{width}}  {a:>10.3f}  {b:>10.3f}  {r:>8.2f}x")
-    print("\nport/ours: the speedup for times and tokens/s (port time / our time); for memory the port's over "
-          "ours (>1: we use less). Peak RSS on CPU is per fresh process (python + torch + transformers included); "
-          "growth is the peak minus the RSS just before the workload.")
+def run(args, device, dtype, only: set[str]) -> list[str]:
+    """Measure and return the report's lines (the load average is printed as the run starts, too)."""
+    start_load = load_line("at start")
+    print(start_load, flush=True)
+    peak = matmul_peak(device, dtype)
+    rows, info = measure(args, device, dtype, only)
+    lines = [f"ocr2-bench: size={args.size} ({info['params'] / 1e6:.1f} M parameters), device={device}, "
+             f"dtype={args.dtype}, backend={args.backend}, crops={args.crops}, repeats={args.repeats}, "
+             f"threads={torch.get_num_threads()}, torch {torch.__version__}, commit {git_commit()}",
+             f"page: 1 global view + {args.crops} crops, {info['positions']} decoder positions; generation: "
+             f"{args.new_tokens} new tokens; decode steps over {', '.join(map(str, args.cache_lens))} cached positions",
+             f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s ({args.dtype} torch.mm, {torch.get_num_threads()} "
+             f"threads, best of 5)" + _datasheet(device), ""]
+    lines += format_table(rows, peak, args.max_spread)
+    lines += ["", "model FLOPs per call (attention = QK^T + PV, counted; eval/bench/flops.py):"]
+    names = {"encoder": "vision fwd+bwd", "train": "train step", "generate": "generate"}
+    for key, f in info["flops"].items():
+        name = names.get(key, key.replace("decode_", "decode step, ") + " cached")
+        lines.append(f"  {name}: {f.total / 1e9:.4g} GFLOP, attention {100 * f.attention / f.total:.1f}%")
+    notes = (f"spread: IQR / median over the repeats; above {args.max_spread:.0%} (or a negative derived figure) "
+             "a figure reads 'noisy: rerun'. port/ours: the speedup for times (port time / ours); for memory the "
+             "port's over ours (>1: we use less). Peak RSS on CPU is per fresh process (python + torch + "
+             "transformers included); growth is the peak minus the RSS just before the workload.")
+    lines += ["", *textwrap.wrap(notes, 116), start_load, load_line("at end")]
+    return lines
+
+
+def _datasheet(device) -> str:
+    if device.type != "cuda":
+        return ""
+    name = torch.cuda.get_device_name(device)
+    nominal = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return f"; datasheet dense bf16 peak of {name}: {nominal / 1e12:.0f} TFLOP/s" if nominal else ""
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2], timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parents[2], timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+local changes" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 if __name__ == "__main__":

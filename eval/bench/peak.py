@@ -1,0 +1,34 @@
+"""The machine's measured matmul peak: the best FLOP/s of a large square `torch.mm` on this device, dtype and
+thread count — the ceiling the benchmark's achieved FLOP/s are read against (a datasheet peak means nothing for
+a shared 2-core VM, and even on a GPU the reachable fraction of it depends on the dtype)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+# Big enough to be compute-bound and to amortise dispatch, small enough for a second or two on 2 CPU cores.
+DEFAULT_N = {"cpu": 2048, "cuda": 8192}
+
+
+def matmul_peak(device, dtype: torch.dtype, n: int | None = None, repeats: int = 5) -> float:
+    """FLOP/s of the fastest of `repeats` (n x n) @ (n x n) products after one warm-up (the best run, since
+    interference on a shared machine only ever slows a run down)."""
+    device = torch.device(device)
+    n = n or DEFAULT_N.get(device.type, 4096)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:  # the first is a warm-up (kernel choice, page faults on `out`)
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 / best
