@@ -14,7 +14,7 @@ from ocr2.modeling.attention import DecoderMaskForm, decoder_attention, decoder_
 from ocr2.modeling.decoder_mask import DecoderMask
 from ocr2.modeling.mhc import expand_streams, reduce_streams
 from ocr2.modeling.moe import MoE
-from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock
+from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock, signed_sin
 
 
 class KVCache:
@@ -88,6 +88,7 @@ class MoEDecoder(nn.Module):
             cache.key_mask = rule.key_mask
         form = decoder_mask_form(rule, self.attn_implementation, inputs_embeds)
         cos, sin = self.rotary(position_ids, inputs_embeds.dtype)
+        sin = signed_sin(sin)  # the layers' RoPE form (transformer.apply_rope_signed), built once for all layers
         x = inputs_embeds if self.cfg.residual == "residual" else expand_streams(inputs_embeds, self.cfg.hc_streams)
         for i, layer in enumerate(self.layers):
             attend = self._attend_fn(i, cache, form)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocr2.config import DecoderConfig
+from ocr2.modeling.fused_linear import DerivedState
 from ocr2.modeling.transformer import SwiGLU
 
 
@@ -25,7 +26,9 @@ class Router(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (T, dim) -> routing probabilities (T, n_experts) in fp32."""
-        return F.linear(x.float(), self.weight.float()).softmax(dim=-1)
+        x = x if x.dtype == torch.float32 else x.float()  # no dispatcher call for an fp32 no-op cast
+        w = self.weight if self.weight.dtype == torch.float32 else self.weight.float()
+        return F.linear(x, w).softmax(dim=-1)
 
 
 def _grouped_mm_op():
@@ -63,6 +66,7 @@ class RoutedExperts(nn.Module):
         self.up_proj = nn.Parameter(torch.empty(n_experts, hidden, dim))
         self.down_proj = nn.Parameter(torch.empty(n_experts, dim, hidden))
         self.grouped: bool | None = None
+        self._views = DerivedState()  # `_expert_views`
 
     def forward(self, x: torch.Tensor, expert_idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """x (T, dim); expert_idx, weights (T, k) -> sum_k weights * expert(x), accumulated in fp32."""
@@ -77,14 +81,17 @@ class RoutedExperts(nn.Module):
             0, flat, torch.ones_like(flat))
         grouped = self.grouped
         if grouped is None:
-            # The CPU kernel visits every expert, so while decoding (fewer rows than experts) the loop over the
-            # active ones is cheaper there; on CUDA the grouped form also saves the loop's host sync.
+            # torch's CPU grouped GEMM is a loop over every expert (a host read and a matmul per group: ~2,300
+            # ATen calls for one decoded token at 64 experts), so with fewer rows than experts the loop over the
+            # active ones is cheaper there; on CUDA the grouped form is one kernel and saves the loop's host sync.
             grouped = (x.device.type != "cpu" or t * k >= self.gate_proj.shape[0]) and grouped_mm_supported(
                 xs, self.gate_proj, self.up_proj, self.down_proj)
         ys = self._grouped(xs, counts) if grouped else self._looped(xs, counts)
-        ys = ys.float() * weights.reshape(-1)[order, None]
-        out = torch.zeros(t, x.shape[-1], dtype=torch.float32, device=x.device)
-        return out.index_add_(0, token_of, ys).to(x.dtype)
+        if ys.dtype != torch.float32:
+            ys = ys.float()
+        ys = ys * weights.reshape(-1)[order, None]
+        out = torch.zeros(t, x.shape[-1], dtype=torch.float32, device=x.device).index_add_(0, token_of, ys)
+        return out if x.dtype == torch.float32 else out.to(x.dtype)
 
     def _grouped(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Three grouped GEMMs over all experts at once; offsets stay on the device (no host sync)."""
@@ -95,16 +102,34 @@ class RoutedExperts(nn.Module):
         return op(F.silu(gate) * up, self.down_proj.transpose(1, 2), offs=offs)
 
     def _looped(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """One contiguous matmul per active expert; experts that got no token are skipped."""
+        """One contiguous matmul per active expert; experts that got no token are skipped. `torch.mm` on
+        transposed per-expert views: a third of the dispatcher calls of `F.linear` on a selected weight (no
+        linear -> matmul -> mm chain, no per-call select and transpose), the same product."""
+        gate_t, up_t, down_t = self._expert_views()
         outs, start = [], 0
         for e, c in enumerate(counts.tolist()):
             if c == 0:
                 continue
             chunk = xs[start:start + c]
-            h = F.silu(F.linear(chunk, self.gate_proj[e])) * F.linear(chunk, self.up_proj[e])
-            outs.append(F.linear(h, self.down_proj[e]))
+            h = F.silu(torch.mm(chunk, gate_t[e])) * torch.mm(chunk, up_t[e])
+            outs.append(torch.mm(h, down_t[e]))
             start += c
-        return torch.cat(outs, dim=0)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+
+    def _expert_views(self) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """Per expert, (in, out) views of the three stacked weights. Views follow in-place updates of their
+        storage, so without autograd they are kept until a weight is replaced (another storage, dtype or
+        shape: `model.to`, `p.data = ...`; the kept views hold the old storage, so its address is not reused);
+        with autograd they are taken afresh (a view recorded in an earlier graph must not be reused)."""
+        weights = (self.gate_proj, self.up_proj, self.down_proj)
+        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+            return tuple(w.transpose(1, 2).unbind(0) for w in weights)
+        key = tuple((w.data_ptr(), w.dtype, w.device, w.shape) for w in weights)
+        if self._views.value is None or self._views.value[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # normal views: usable outside inference mode
+                views = tuple(w.detach().transpose(1, 2).unbind(0) for w in weights)
+            self._views.value = (key, views)
+        return self._views.value[1]
 
 
 class MoE(nn.Module):
@@ -124,10 +149,12 @@ class MoE(nn.Module):
         weights, idx = torch.topk(probs, self.cfg.num_experts_per_tok, dim=-1, sorted=False)
         if self.cfg.norm_topk_prob:
             weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-20)
-        weights = weights * self.cfg.routed_scaling_factor
-        out = self.experts(flat, idx, weights).reshape(shape)
+        if self.cfg.routed_scaling_factor != 1.0:  # the release's 1.0 would cost a kernel for an exact no-op
+            weights = weights * self.cfg.routed_scaling_factor
+        out = self.experts(flat, idx, weights)
         if self.shared_experts is not None:
-            out = out + self.shared_experts(x)
+            out = out + self.shared_experts(flat)  # on the (T, dim) rows: a 2-D matmul skips 3-D reshapes
+        out = out.reshape(shape)
         self.aux_loss = (self.balance_loss(probs.reshape(*shape[:-1], -1), idx.reshape(*shape[:-1], -1))
                          if self.training and self.cfg.aux_loss_alpha > 0 else None)
         return out

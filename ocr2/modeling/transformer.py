@@ -12,9 +12,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
+from ocr2.modeling.fused_linear import FusedProjection
 from ocr2.modeling.mhc import RESIDUALS, HyperConnection
 
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -27,11 +27,13 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in fp32 then cast back before the gain, as Qwen2 / DeepSeek do (matters in bf16).
+        # Normalise in fp32 then cast back before the gain, as Qwen2 / DeepSeek do (matters in bf16). One fused
+        # `rms_norm` call instead of the 8-op pow/mean/add/rsqrt chain (each op a kernel launch while decoding).
         dtype = x.dtype
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+        if dtype == torch.float32 and self.weight.dtype == torch.float32:
+            # fp32 throughout: normalise-then-gain is one call (there is no cast between them to keep).
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+        return self.weight * F.rms_norm(x.float(), self.weight.shape, eps=self.eps).to(dtype)
 
 
 class RotaryEmbedding(nn.Module):
@@ -81,7 +83,23 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE, the reference form (7 ops); the layers run `apply_rope_signed` (4 ops, same values)."""
     return x * cos + _rotate_half(x) * sin
+
+
+def signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """`sin` with its first half negated: rotate_half(x) * sin == swap_halves(x) * signed_sin(sin) exactly
+    (rotate_half is swap_halves with the first half negated, and (-a) * b == a * (-b) in IEEE arithmetic). Built
+    once per forward by the stack (decoder, encoder) and shared by every layer."""
+    half = sin.shape[-1] // 2
+    return torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+
+
+def apply_rope_signed(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    """`apply_rope(x, cos, sin)` bit for bit, given `signed_sin(sin)`: one copy (the half swap, a flip of a
+    (2, D/2) view) and three elementwise ops, with the same roundings in the same order as the reference."""
+    swapped = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
+    return x * cos + swapped * sin_signed
 
 
 class SwiGLU(nn.Module):
@@ -96,6 +114,13 @@ class SwiGLU(nn.Module):
 
 
 class SelfAttention(nn.Module):
+    """Multi-head / grouped-query self-attention with RoPE. `sin` is `signed_sin(sin)` (see `apply_rope_signed`).
+
+    Without gradients to track (decoding, evaluation) q, k and v come from one matmul over the three weights
+    concatenated (`FusedProjection`, cached until a weight changes), and RoPE runs once over q and k together
+    (they are adjacent heads of that output); in training they stay three projections, so the autograd graph,
+    what it saves and LoRA's wrapping of `q_proj` / `k_proj` / `v_proj` are unchanged."""
+
     def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qkv_bias: bool):
         super().__init__()
         if dim % num_heads or num_heads % num_kv_heads:
@@ -106,14 +131,30 @@ class SelfAttention(nn.Module):
         self.k_proj = nn.Linear(dim, num_kv_heads * self.head_dim, bias=qkv_bias)
         self.v_proj = nn.Linear(dim, num_kv_heads * self.head_dim, bias=qkv_bias)
         self.o_proj = nn.Linear(num_heads * self.head_dim, dim, bias=False)
+        self.qkv = FusedProjection()
+
+    def project(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """x (B, L, dim) -> q (B, H, L, D), k, v (B, Hkv, L, D), RoPE applied to q and k (views, not copies,
+        of the rotated and projected tensors)."""
+        b, l, _ = x.shape
+        h, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        # RoPE's tables are (B or 1, 1, L, D) for (b h l d); here heads sit after positions: (B or 1, L, 1, D).
+        cos, sin = cos.transpose(1, 2), sin.transpose(1, 2)
+        fused = self.qkv.output(x, self.q_proj, self.k_proj, self.v_proj)
+        if fused is not None:
+            qkv = fused.view(b, l, h + 2 * hkv, d)
+            qk = apply_rope_signed(qkv[:, :, :h + hkv], cos, sin)
+            q, k, v = qk[:, :, :h], qk[:, :, h:], qkv[:, :, h + hkv:]
+        else:
+            q = apply_rope_signed(self.q_proj(x).view(b, l, h, d), cos, sin)
+            k = apply_rope_signed(self.k_proj(x).view(b, l, hkv, d), cos, sin)
+            v = self.v_proj(x).view(b, l, hkv, d)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend: AttendFn) -> torch.Tensor:
-        q = rearrange(self.q_proj(x), "b l (h d) -> b h l d", d=self.head_dim)
-        k = rearrange(self.k_proj(x), "b l (h d) -> b h l d", d=self.head_dim)
-        v = rearrange(self.v_proj(x), "b l (h d) -> b h l d", d=self.head_dim)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self.project(x, cos, sin)
         out = attend(q, k, v)
-        return self.o_proj(rearrange(out, "b h l d -> b l (h d)"))
+        return self.o_proj(out.transpose(1, 2).flatten(2))
 
 
 class TransformerBlock(nn.Module):
