@@ -24,10 +24,12 @@ import torch
 
 @dataclasses.dataclass
 class StepPair:
-    """(ours, port) step callables plus the untimed rewinds that keep the caches at `cache_len`."""
+    """(ours, port) step callables, the untimed rewinds that keep the caches at `cache_len`, and the caches
+    (our `KVCache`, the port's `DynamicCache`)."""
 
     fns: tuple[Callable, Callable]
     setups: tuple[Callable, Callable]
+    caches: tuple
     cache_len: int
     batch: int
 
@@ -40,7 +42,7 @@ def _random_kv(batch: int, heads: int, length: int, head_dim: int, layers: int, 
         yield k.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype)
 
 
-def ours_step(model, cache_len: int, batch: int = 1, seed: int = 0) -> tuple[Callable, Callable]:
+def ours_step(model, cache_len: int, batch: int = 1, seed: int = 0):
     from ocr2.modeling.decoder import KVCache
 
     d = model.config.decoder
@@ -64,10 +66,10 @@ def ours_step(model, cache_len: int, batch: int = 1, seed: int = 0) -> tuple[Cal
     def rewind():
         cache.lengths = [cache_len] * layers  # the buffers keep their capacity; only the filled length moves
 
-    return step, rewind
+    return step, rewind, cache
 
 
-def port_step(model, cache_len: int, batch: int = 1, seed: int = 0) -> tuple[Callable, Callable]:
+def port_step(model, cache_len: int, batch: int = 1, seed: int = 0):
     from transformers import DynamicCache
 
     t = model.config.text_config
@@ -91,12 +93,12 @@ def port_step(model, cache_len: int, batch: int = 1, seed: int = 0) -> tuple[Cal
         if extra:
             cache.crop(-extra)
 
-    return step, rewind
+    return step, rewind, cache
 
 
 def step_pair(ours, port, cache_len: int, batch: int = 1) -> StepPair:
     ours.eval()
     port.eval()
-    o_step, o_rewind = ours_step(ours, cache_len, batch)
-    p_step, p_rewind = port_step(port, cache_len, batch)
-    return StepPair((o_step, p_step), (o_rewind, p_rewind), cache_len, batch)
+    o_step, o_rewind, o_cache = ours_step(ours, cache_len, batch)
+    p_step, p_rewind, p_cache = port_step(port, cache_len, batch)
+    return StepPair((o_step, p_step), (o_rewind, p_rewind), (o_cache, p_cache), cache_len, batch)

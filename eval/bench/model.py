@@ -440,6 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="encoder,train,decode,generate,ops,memory",
                         help="comma-separated subset of encoder,train,decode,generate,ops,memory")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", default=None, help="also write every row's raw repeats here (refused ones too)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -464,6 +465,14 @@ def run(args, device, dtype, only: set[str]) -> list[str]:
     print(start_load, flush=True)
     peak = matmul_peak(device, dtype)
     rows, info = measure(args, device, dtype, only)
+    if getattr(args, "json", None):
+        raw = {"args": {k: v for k, v in vars(args).items()}, "peak_flops": peak, "commit": git_commit(),
+               "load_start": start_load, "load_end": load_line("at end"),
+               "flops": {k: dataclasses.asdict(f) for k, f in info["flops"].items()},
+               "rows": [dict(label=r.label, kind=r.kind, scale=r.scale, ours=r.ours.values, port=r.port.values,
+                             flops=r.flops.total if r.flops else None) for r in rows]}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(raw, indent=1, default=str))
     lines = [f"ocr2-bench: size={args.size} ({info['params'] / 1e6:.1f} M parameters), device={device}, "
              f"dtype={args.dtype}, backend={args.backend}, crops={args.crops}, repeats={args.repeats}, "
              f"threads={torch.get_num_threads()}, torch {torch.__version__}, commit {git_commit()}",
