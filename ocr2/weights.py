@@ -204,6 +204,45 @@ def read_state_dict(directory, dtype: torch.dtype, device, layout: str | None = 
     return layout, it, unexpected
 
 
+def checkpoint_config(directory, config: OCR2Config | None = None, layout: str | None = None) -> OCR2Config:
+    """The model config `load_pretrained` would build for `directory`, without reading a weight."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a checkpoint directory")
+    return _config_for(directory, layout or detect_layout(_weight_files(directory)), config)
+
+
+def checked_tensors(directory, expected: dict[str, torch.Size], dtype: torch.dtype, device,
+                    config: OCR2Config | None = None, layout: str | None = None
+                    ) -> Iterator[tuple[str, torch.Tensor]]:
+    """(our key, tensor) one at a time, in `dtype` on `device`, for every key of `expected` (key -> shape: the
+    state dict of the model `config` builds). After the last tensor, any missing, unexpected or mis-shaped key
+    raises one CheckpointError that lists them all. `load_pretrained` collects these into its state dict; a
+    ZeRO-3 build copies each into its partitions as it comes (train/zero_init.py)."""
+    directory = Path(directory)
+    layout = layout or detect_layout(_weight_files(directory))
+    _, tensors, unexpected = read_state_dict(directory, dtype, device, layout)
+    seen, bad_shape = set(), []
+    for key, tensor in tensors:
+        if key not in expected:
+            unexpected.append(key)
+        elif tuple(tensor.shape) != tuple(expected[key]):
+            bad_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(expected[key])}")
+        else:
+            seen.add(key)
+            yield key, tensor
+    missing = sorted(set(expected) - seen - {b.split(":")[0] for b in bad_shape})
+    if missing or unexpected or bad_shape:
+        lines = [f"{directory} ({layout} layout) does not match the model:", *_mismatch_hint(directory, layout, config)]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {sorted(unexpected)}")
+        if bad_shape:
+            lines.append(f"  shape mismatches ({len(bad_shape)}): {bad_shape}")
+        raise CheckpointError("\n".join(lines))
+
+
 def load_pretrained(cls, directory, dtype: torch.dtype | None = None, device=None,
                     config: OCR2Config | None = None, layout: str | None = None,
                     attn_implementation: str | None = None):
@@ -220,25 +259,8 @@ def load_pretrained(cls, directory, dtype: torch.dtype | None = None, device=Non
     with torch.device("meta"):
         model = cls(cfg)
     expected = {k: v.shape for k, v in model.state_dict().items()}
-    _, tensors, unexpected = read_state_dict(directory, dtype, device, layout)
-    state, bad_shape = {}, []
-    for key, tensor in tensors:
-        if key not in expected:
-            unexpected.append(key)
-        elif tuple(tensor.shape) != tuple(expected[key]):
-            bad_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(expected[key])}")
-        else:
-            state[key] = tensor
-    missing = sorted(set(expected) - set(state) - {b.split(":")[0] for b in bad_shape})
-    if missing or unexpected or bad_shape:
-        lines = [f"{directory} ({layout} layout) does not match the model:", *_mismatch_hint(directory, layout, config)]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {missing}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {sorted(unexpected)}")
-        if bad_shape:
-            lines.append(f"  shape mismatches ({len(bad_shape)}): {bad_shape}")
-        raise CheckpointError("\n".join(lines))
+    # Every tensor is read and checked before any is assigned: a mismatch leaves no half-loaded model.
+    state = dict(checked_tensors(directory, expected, dtype, device, config, layout))
     model.load_state_dict(state, strict=True, assign=True)
     _materialise_buffers(model, device)
     model.reading = ReadingRecipe.load(directory)  # how this checkpoint reads; saved again by save_pretrained

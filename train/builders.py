@@ -88,6 +88,11 @@ def resolve_precision(precision: str, device: torch.device, zero_stage: int = 1)
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
 
 
+def uses_zero_init(trainer: DictConfig) -> bool:
+    """ZeRO-3 builds the model under deepspeed.zero.Init unless `trainer.zero_init=false` (train/zero_init.py)."""
+    return int(trainer.zero_stage) == 3 and bool(trainer.get("zero_init", True))
+
+
 def _merge_into(base: dict, extra: dict) -> dict:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -115,6 +120,10 @@ def build_deepspeed_config(trainer: DictConfig, world_size: int, dtype: torch.dt
     if int(trainer.zero_stage) == 3:
         # Gather full parameters for consolidated saves; keep everything else at DeepSpeed's defaults.
         cfg["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
+        # zero.Init would otherwise replace torch.nn.functional.linear process-wide with DeepSpeed's own autograd
+        # function, for good (it is never restored): other numerics than ZeRO 0-2 for the rest of the process. The
+        # stage-3 hooks gather each module's weights before its forward, so plain F.linear needs no help.
+        cfg["zero_optimization"]["memory_efficient_linear"] = False
     if dtype == torch.bfloat16:
         if int(trainer.zero_stage) == 0:
             # DeepSpeed's ZeRO-0 keeps no fp32 master weights under bf16 and cannot accumulate gradients in fp32

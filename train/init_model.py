@@ -13,6 +13,7 @@ a mismatch is one error naming both sides instead of a failure deep in the first
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from ocr2 import OCR2Config, OCR2Model
 from ocr2.processing.text import TOKENIZER_FILE, ByteTokenizer, Tokenizer, load_tokenizer
 from ocr2.weights import resolve_model_dir
 from train.builders import build_run_model_config, uses_checkpoint_config
+
+log = logging.getLogger("ocr2.train")
 
 
 @dataclass
@@ -74,20 +77,29 @@ def _load_weights(model: OCR2Model, source: OCR2Model, init_dir: Path, modules: 
         raise ValueError(f"init_from={init_dir}: unexpected keys {unexpected}")
 
 
-def build_start(cfg: DictConfig, dtype: torch.dtype = torch.float32, device=None) -> RunStart:
-    """`dtype` / `device`: the run's. A checkpoint is read straight into them (tensor by tensor, from a meta-device
-    build), so a bf16 run never holds an fp32 copy of the weights; when the run's config is the checkpoint's, that
-    model is the run's model (one copy per rank until DeepSpeed partitions it)."""
-    init_dir = resolve_model_dir(cfg.init_from) if cfg.init_from else None
-    source = (OCR2Model.from_pretrained(init_dir, dtype=dtype, device=device) if init_dir is not None else None)
-    config = build_run_model_config(cfg, source.config if source is not None else None)
+def _tokenizer_for(cfg: DictConfig, init_dir: Path | None, config: OCR2Config) -> tuple[Tokenizer, str]:
     model_source = (f"model=checkpoint ({init_dir})" if uses_checkpoint_config(cfg)
                     else f"model={cfg.model.get('preset')} config")
-    if source is not None and _has_tokenizer(init_dir):
+    if init_dir is not None and _has_tokenizer(init_dir):
         tokenizer, tokenizer_source = load_tokenizer(init_dir), f"from {init_dir}"
     else:
         tokenizer, tokenizer_source = ByteTokenizer(), "ocr2's byte tokenizer"
     check_compatible(tokenizer, config, tokenizer_source, model_source, uses_checkpoint_config(cfg))
+    return tokenizer, tokenizer_source
+
+
+def build_start(cfg: DictConfig, dtype: torch.dtype = torch.float32, device=None,
+                zero_init: dict | None = None) -> RunStart:
+    """`dtype` / `device`: the run's. A checkpoint is read straight into them (tensor by tensor, from a meta-device
+    build), so a bf16 run never holds an fp32 copy of the weights; when the run's config is the checkpoint's, that
+    model is the run's model (one copy per rank until DeepSpeed partitions it). `zero_init`: the run's ZeRO-3
+    DeepSpeed dict, to build under deepspeed.zero.Init instead (no rank holds the whole model; train/zero_init.py)."""
+    init_dir = resolve_model_dir(cfg.init_from) if cfg.init_from else None
+    if zero_init is not None:
+        return _build_partitioned(cfg, dtype, device, init_dir, zero_init)
+    source = (OCR2Model.from_pretrained(init_dir, dtype=dtype, device=device) if init_dir is not None else None)
+    config = build_run_model_config(cfg, source.config if source is not None else None)
+    tokenizer, tokenizer_source = _tokenizer_for(cfg, init_dir, config)
     modules = list(cfg.init_modules) if cfg.get("init_modules") else None
     if source is not None and config == source.config and not modules:
         model = source  # the checkpoint as it is: no second copy of the weights
@@ -97,3 +109,62 @@ def build_start(cfg: DictConfig, dtype: torch.dtype = torch.float32, device=None
             _load_weights(model, source, init_dir, modules)
     model.train()
     return RunStart(model, config, tokenizer, init_dir, tokenizer_source)
+
+
+def _build_partitioned(cfg: DictConfig, dtype: torch.dtype, device, init_dir: Path | None,
+                       ds_config: dict) -> RunStart:
+    """build_start under deepspeed.zero.Init, with the same outcome as the ordinary build: the same fresh
+    initialisation from the same seed, the same checkpoint weights, the same errors."""
+    from ocr2.lora import is_adapter_dir
+    from ocr2.weights import CheckpointError, checked_tensors, checkpoint_config
+    from train import zero_init as zi
+
+    merged = None
+    if init_dir is not None and is_adapter_dir(init_dir):
+        # A LoRA checkpoint is its base with the adapters merged in (peft needs the whole model for that): one copy
+        # in the run's dtype, streamed into the partitions below and then dropped.
+        merged = OCR2Model.from_pretrained(init_dir, dtype=dtype, device=device)
+        log.info("zero.Init: %s holds LoRA adapters; merged into a whole model on each rank before partitioning",
+                 init_dir)
+    source_config = (merged.config if merged is not None else checkpoint_config(init_dir)) if init_dir else None
+    config = build_run_model_config(cfg, source_config)
+    tokenizer, tokenizer_source = _tokenizer_for(cfg, init_dir, config)
+    modules = list(cfg.init_modules) if cfg.get("init_modules") else None
+    whole = source_config is not None and config == source_config and not modules  # every weight from init_from
+
+    model, calls = zi.build_partitioned(lambda: OCR2Model(config), ds_config)
+    wrong = sorted({str(p.dtype) for p in model.parameters()} - {str(dtype)})
+    if wrong:
+        raise RuntimeError(f"zero.Init built parameters in {wrong}, not the run's {dtype}")
+    if not whole:
+        zi.replay(calls, model)  # the ordinary build's fresh initialisation; init_from then overwrites its part
+    if init_dir is not None:
+        if merged is not None:
+            tensors = ((k, v.to(device)) for k, v in merged.state_dict().items())
+        else:
+            # The checkpoint's own model (its config) decides what it must hold, as from_pretrained checks it.
+            with torch.device("meta"):
+                expected = {k: v.shape for k, v in OCR2Model(source_config).state_dict().items()}
+            tensors = checked_tensors(init_dir, expected, dtype, device)
+        keep = (lambda key: key.split(".")[0] in modules) if modules else (lambda key: True)
+        loaded, unexpected, bad = zi.load_partitioned(model, tensors, keep)
+        if bad:
+            raise ValueError(f"init_from={init_dir}: the run's model has other shapes than the checkpoint ({len(bad)} "
+                             f"tensors, e.g. {bad[:3]}); take the checkpoint's config with model=checkpoint")
+        if unexpected:
+            raise ValueError(f"init_from={init_dir}: unexpected keys {unexpected}")
+        missing = sorted(set(model.state_dict()) - loaded) if whole else []
+        if missing:
+            raise CheckpointError(f"init_from={init_dir}: the checkpoint left {len(missing)} weights unset: "
+                                  f"{missing[:5]}")
+        del merged
+    log.info("model built under deepspeed.zero.Init: %d parameters partitioned over %d ranks%s",
+             sum(1 for _ in model.parameters()), _world(), "" if whole else f" ({len(calls)} initialisers replayed)")
+    model.train()
+    return RunStart(model, config, tokenizer, init_dir, tokenizer_source)
+
+
+def _world() -> int:
+    import torch.distributed as tdist
+
+    return tdist.get_world_size() if tdist.is_initialized() else 1

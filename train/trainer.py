@@ -13,7 +13,7 @@ import torch.distributed as tdist
 from omegaconf import DictConfig, OmegaConf
 
 from train import stages
-from train.builders import build_deepspeed_config, build_reading, resolve_precision
+from train.builders import build_deepspeed_config, build_reading, resolve_precision, uses_zero_init
 from train.checkpointing import CheckpointManager, tag_for
 from train.init_model import build_start
 from train.tuning import model_dir_writer, setup as setup_tuning
@@ -48,7 +48,9 @@ def train(cfg: DictConfig) -> dict:
     dtype = resolve_precision(cfg.trainer.precision, info.device, int(cfg.trainer.zero_stage))
     metrics = MetricsLogger(run_dir, cfg, enabled=info.is_main)
 
-    start_point = build_start(cfg, dtype, info.device)  # config, weights and tokenizer: from scratch or init_from
+    ds_config = build_deepspeed_config(cfg.trainer, info.world_size, dtype)
+    # Config, weights and tokenizer: from scratch or init_from; ZeRO-3 builds them partitioned (zero.Init).
+    start_point = build_start(cfg, dtype, info.device, zero_init=ds_config if uses_zero_init(cfg.trainer) else None)
     model, model_cfg, tokenizer = start_point.model, start_point.config, start_point.tokenizer
     if cfg.trainer.activation_checkpointing:
         model.set_gradient_checkpointing(True)  # SAM tokenizer (when it trains), encoder, decoder
@@ -61,7 +63,6 @@ def train(cfg: DictConfig) -> dict:
                                fused=fused_adamw(str(cfg.trainer.get("optimizer", "torch_adamw"))))
     import deepspeed
 
-    ds_config = build_deepspeed_config(cfg.trainer, info.world_size, dtype)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
 
     from train.data import build_train_data
