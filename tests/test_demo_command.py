@@ -19,6 +19,11 @@ def test_demo_runs_end_to_end_and_reports_before_after_and_vision_gain(tmp_path)
                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = (run_dir / "demo_metrics.md").read_text()
-    assert "| untrained | 4 |" in report and "| trained | 4 |" in report
-    assert "vision gain" in report and "held-out page NED" in report and "visual variation" in report
+    # Both held-out splits, before and after: pages drawn like the training pages and the unseen renderings.
+    for model in ("untrained", "trained"):
+        for split in ("validation", "validation_unseen"):
+            assert f"| {model} | {split} | 4 |" in report, report
+    assert "held-out page NED, in-distribution (validation)" in report
+    assert "held-out page NED, unseen renderings (validation_unseen)" in report
+    assert "vision gain" in report and "visual variation" in report
     assert (run_dir / "loss.png").stat().st_size > 0 and (run_dir / "ned.png").stat().st_size > 0
