@@ -14,7 +14,8 @@ from typing import Any
 # is a function of it, so every later LR moves.
 # Validation only reads the model (no grad, no randomness): how often and on what may change between resumes.
 FREE = ("run_dir", "run_name", "checkpoint", "logger", "log_every", "debug", "nonfinite", "hydra",
-        "data.num_workers", "validation")
+        "data.num_workers", "validation",
+        "trainer.zero_init")  # zero.Init builds the same model; a resume then loads the checkpoint's state either way
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:

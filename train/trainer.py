@@ -65,7 +65,7 @@ def train(cfg: DictConfig) -> dict:
 
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
 
-    from train.data import build_train_data
+    from train.data import build_train_data, restore_state as restore_data
 
     data = build_train_data(cfg, model_cfg, tokenizer, info, run_dir)
     reading = build_reading(cfg, model_cfg)
@@ -84,7 +84,7 @@ def train(cfg: DictConfig) -> dict:
         step, skipped_steps, consecutive = state["step"], state["skipped_steps"], state["consecutive_bad"]
         if state.get("best", {}).get("metric") == best["metric"]:
             best = state["best"]
-        data.load_state_dict(state["mine"]["data"])
+        restore_data(data, state["mine"]["data"], cfg)
         metrics.truncate_after(step)  # a resumed run's curve continues the checkpoint's, without repeated steps
         log.info("resumed from %s at step %d", where[0] / where[1], step)
     # After the resume: the frozen modules are whatever the checkpoint holds; they must not move from here on.
