@@ -10,11 +10,13 @@ This module imports the decoder, not the model: `OCR2Model.generate` is a thin c
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
 
 from ocr2.modeling.decoder import KVCache, positions_from_mask
+from ocr2.modeling.static_cache import StaticKVCache
 
 # (generated ids so far (B, t), next-token logits (B, V)) -> logits
 LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -24,12 +26,21 @@ LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=None, crops=None, num_crops=None,
                   attention_mask: torch.Tensor | None = None, max_new_tokens: int = 8192, eos_token_id: int = 1,
                   use_cache: bool = True, logits_processor: LogitsProcessor | None = None,
-                  inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+                  inputs_embeds: torch.Tensor | None = None, static_cache: bool = False,
+                  compile: bool | str = False) -> torch.Tensor:
     """New token ids (B, T), EOS included; rows that stopped early are padded. Give `input_ids` (+ views) or
     ready `inputs_embeds` (B, L, hidden). T <= max_new_tokens, and prompt + T <= the decoder's
-    `max_position_embeddings` (generation stops at the model's last position)."""
+    `max_position_embeddings` (generation stops at the model's last position).
+
+    `static_cache`: decoding steps over a fixed-shape cache (ocr2/modeling/static_cache.py: the whole
+    prompt + max_new_tokens buffer under a mask, so keep max_new_tokens near what is needed). `compile`: the
+    same steps through `torch.compile` (implies `static_cache`); True is mode "reduce-overhead" (CUDA graphs)
+    on CUDA and the default mode elsewhere, or give a mode name. Same ids as the default path (tested on CPU)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of input_ids and inputs_embeds")
+    static_cache = static_cache or bool(compile)
+    if static_cache and not use_cache:
+        raise ValueError("static_cache / compile decode over a KV cache: they need use_cache=True")
     b, length = (input_ids.shape if inputs_embeds is None else inputs_embeds.shape[:2])
     device = (input_ids if inputs_embeds is None else inputs_embeds).device
     mask = (torch.ones(b, length, dtype=torch.bool, device=device) if attention_mask is None
@@ -45,7 +56,13 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
                          f"{model.config.decoder.max_position_embeddings}: no room to generate")
     max_new_tokens = min(max_new_tokens, positions_left)
     # The cache holds what is fed: the prompt, then every new token but the last, allocated once.
-    cache = KVCache(len(model.decoder.layers), capacity=length + max_new_tokens - 1) if use_cache else None
+    capacity = length + max_new_tokens - 1
+    cache_type = StaticKVCache if static_cache else KVCache
+    cache = cache_type(len(model.decoder.layers), capacity=capacity) if use_cache else None
+    step = None
+    if static_cache:
+        step = _compiled_step(_compile_mode(compile, device)) if compile else static_step
+        index = torch.full((1,), length, dtype=torch.long, device=device)  # the cache slot of the next input
     pad = model.config.pad_token_id
     finished = torch.zeros(b, dtype=torch.bool, device=device)
     generated = torch.full((b, max_new_tokens), pad, dtype=torch.long, device=device)
@@ -53,8 +70,14 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
     positions = positions_from_mask(mask, prompt.shape[1])
     steps = 0
     for t in range(max_new_tokens):
-        logits = model(None, inputs_embeds=step_inputs, attention_mask=mask if padded else None,
-                       position_ids=positions, cache=cache, logits_to_keep=1).logits[:, -1]
+        if step is not None and t:
+            logits = step(model, cache, step_inputs, positions, index)
+            index += 1
+        else:
+            logits = model(None, inputs_embeds=step_inputs, attention_mask=mask if padded else None,
+                           position_ids=positions, cache=cache, logits_to_keep=1).logits[:, -1]
+            if step is not None:
+                cache.start_steps()
         if logits_processor is not None:
             logits = logits_processor(generated[:, :t], logits)
         token = torch.where(finished, torch.full_like(finished, pad, dtype=torch.long), logits.argmax(-1))
@@ -63,15 +86,39 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
         finished |= token == eos_token_id
         if bool(finished.all()):
             break
-        new = model.decoder.embed_tokens(token[:, None]).to(prompt.dtype)
+        new = model.decoder.embed_tokens(token[:, None])
+        if new.dtype != prompt.dtype:
+            new = new.to(prompt.dtype)
         if use_cache:
             step_inputs, positions = new, positions[:, -1:] + 1
         else:
             step_inputs = torch.cat([step_inputs, new], dim=1)
             positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
-        if padded:
+        if padded and step is None:  # the static cache keeps its own padding mask
             mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.bool, device=device)], dim=1)
     return generated[:, :steps]
+
+
+def static_step(model, cache: StaticKVCache, embeds: torch.Tensor, positions: torch.Tensor,
+                index: torch.Tensor) -> torch.Tensor:
+    """One decoding step over a static cache: next-token logits (B, V) in fp32. Fixed shapes, no host sync:
+    what `torch.compile` captures."""
+    hidden = model.decoder.forward_static(embeds, positions, cache, index)
+    return model.lm_head(hidden[:, -1]).float()
+
+
+def _compile_mode(compile: bool | str, device: torch.device) -> str:
+    if isinstance(compile, str):
+        return compile
+    # CUDA graphs replay a step's kernels in one launch: the point of a fixed-shape step. On CPU there is no
+    # such thing; the default mode fuses the elementwise ops.
+    return "reduce-overhead" if device.type == "cuda" else "default"
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_step(mode: str):
+    # dynamic=False: the shapes are the point (one graph per batch size and capacity).
+    return torch.compile(static_step, mode=mode, dynamic=False)
 
 
 class NoRepeatNGram:

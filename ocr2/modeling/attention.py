@@ -330,6 +330,15 @@ def decoder_attention(q, k, v, form: DecoderMaskForm, scale: float | None = None
     return _dense(q, k, v, form.dense, form.backend, scale)
 
 
+def static_cache_attention(q, k, v, visible: torch.Tensor, backend: str, scale: float | None = None) -> torch.Tensor:
+    """New queries over a whole fixed-size KV cache buffer under a boolean `visible` mask (B, 1, Lq, capacity):
+    the static decoding step (ocr2/modeling/static_cache.py). `eager` keeps its reference kernel; every other
+    backend runs SDPA with the mask (on CUDA its memory-efficient kernel takes it), which compiles and captures
+    alike: flash-attn's and FlexAttention's decoding forms are not used on this path."""
+    scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
+    return _dense(q, k, v, visible, "eager" if backend == "eager" else "sdpa", scale)
+
+
 def causal_attention(q, k, v, key_mask: torch.Tensor | None = None, backend: str = "sdpa",
                      scale: float | None = None, sequence_ids: torch.Tensor | None = None) -> torch.Tensor:
     """One-off decoder attention: the rule for these tensors, its form, one call. Layers of a model share

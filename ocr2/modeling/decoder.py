@@ -14,7 +14,7 @@ from ocr2.modeling.attention import DecoderMaskForm, decoder_attention, decoder_
 from ocr2.modeling.decoder_mask import DecoderMask
 from ocr2.modeling.mhc import expand_streams, reduce_streams
 from ocr2.modeling.moe import MoE
-from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock, signed_sin
+from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock, layer_rope
 
 
 class KVCache:
@@ -45,8 +45,7 @@ class KVCache:
                 size = max(end, self.capacity or 0)
             else:
                 size = max(end, 2 * buf_k.shape[2])
-            new_k = k.new_empty(*k.shape[:2], size, k.shape[3])
-            new_v = v.new_empty(*v.shape[:2], size, v.shape[3])
+            new_k, new_v = self._new_buffer(k, size), self._new_buffer(v, size)
             if start:
                 new_k[:, :, :start] = buf_k[:, :, :start]
                 new_v[:, :, :start] = buf_v[:, :, :start]
@@ -55,6 +54,9 @@ class KVCache:
         buf_v[:, :, start:end] = v
         self.lengths[layer] = end
         return buf_k[:, :, :end], buf_v[:, :, :end]
+
+    def _new_buffer(self, like: torch.Tensor, size: int) -> torch.Tensor:
+        return like.new_empty(*like.shape[:2], size, like.shape[3])
 
 
 class MoEDecoder(nn.Module):
@@ -87,12 +89,25 @@ class MoEDecoder(nn.Module):
         if cache is not None:
             cache.key_mask = rule.key_mask
         form = decoder_mask_form(rule, self.attn_implementation, inputs_embeds)
+        checkpointed = self.gradient_checkpointing and self.training and cache is None
+        return self._layers(inputs_embeds, position_ids, lambda i: self._attend_fn(i, cache, form), checkpointed)
+
+    def forward_static(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, cache,
+                       index: torch.Tensor) -> torch.Tensor:
+        """One decoding step over a `StaticKVCache` (ocr2/modeling/static_cache.py): inputs_embeds (B, 1, h),
+        position_ids (B, 1), index (1,) the cache slot of this token. Every shape is fixed from step to step,
+        so `torch.compile` can capture it; the mask is built from `index` on the device (no host sync)."""
+        visible = cache.visible(index)
+        return self._layers(inputs_embeds, position_ids,
+                            lambda i: cache.step_attend_fn(i, index, visible, self.attn_implementation), False)
+
+    def _layers(self, inputs_embeds, position_ids, attend_for, checkpointed: bool) -> torch.Tensor:
         cos, sin = self.rotary(position_ids, inputs_embeds.dtype)
-        sin = signed_sin(sin)  # the layers' RoPE form (transformer.apply_rope_signed), built once for all layers
+        cos, sin = layer_rope(cos, sin)  # the layers' RoPE form, built once for all layers
         x = inputs_embeds if self.cfg.residual == "residual" else expand_streams(inputs_embeds, self.cfg.hc_streams)
         for i, layer in enumerate(self.layers):
-            attend = self._attend_fn(i, cache, form)
-            if self.gradient_checkpointing and self.training and cache is None:
+            attend = attend_for(i)
+            if checkpointed:
                 x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, attend, use_reentrant=False)
             else:
                 x = layer(x, cos, sin, attend)

@@ -19,7 +19,7 @@ from ocr2.modeling.attention import encoder_attention, encoder_mask, resolve_bac
 from ocr2.modeling.masks import get_mask_spec
 from ocr2.modeling.mhc import expand_streams, reduce_streams
 from ocr2.modeling.positions import check_schemes, encoder_rope, random_raster_order
-from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock, signed_sin
+from ocr2.modeling.transformer import RMSNorm, RotaryEmbedding, SelfAttention, SwiGLU, TransformerBlock, layer_rope
 
 
 class DeepEncoderV2(nn.Module):
@@ -67,7 +67,7 @@ class DeepEncoderV2(nn.Module):
             x = torch.cat([visual, queries.unsqueeze(0).expand(b, -1, -1)], dim=1)
         cos, sin = encoder_rope(self.rotary, n_visual, x.shape[1] - n_visual, self.cfg.visual_positions,
                                 self.cfg.query_positions, x.dtype, x.device)
-        sin = signed_sin(sin)  # the layers' RoPE form (transformer.apply_rope_signed), built once for all layers
+        cos, sin = layer_rope(cos, sin)  # the layers' RoPE form, built once for all layers
         if attend is None:
             # The mask's backend form is built once here and shared by every layer (it depends only on the
             # spec, n_visual and the length).

@@ -50,8 +50,11 @@ def grouped_mm_supported(x: torch.Tensor, *weights: torch.Tensor) -> bool:
         return major_minor >= (9, 0) and x.dtype == torch.bfloat16
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16):
         return False
-    return all(t.data_ptr() % 16 == 0 and all((st * t.element_size()) % 16 == 0 for st in t.stride()[:-1])
-               for t in (x, *weights))
+    # Under torch.compile the operands are fake (no data pointer); Inductor's own buffers are 64-byte aligned
+    # and the weights are whole parameters, so only the strides are checked there.
+    pointers = not torch.compiler.is_compiling()
+    return all((not pointers or t.data_ptr() % 16 == 0)
+               and all((st * t.element_size()) % 16 == 0 for st in t.stride()[:-1]) for t in (x, *weights))
 
 
 class RoutedExperts(nn.Module):
@@ -80,7 +83,15 @@ class RoutedExperts(nn.Module):
         counts = torch.zeros(self.gate_proj.shape[0], dtype=torch.long, device=x.device).scatter_add_(
             0, flat, torch.ones_like(flat))
         grouped = self.grouped
-        if grouped is None:
+        if grouped is None and torch.compiler.is_compiling():
+            # A compiled step (the static decoding path) must not read counts back: the loop's `tolist` would
+            # split the graph and recompile per routing. One grouped GEMM on CUDA in bf16 (torch 2.13's fake
+            # kernel for it, which tracing runs, accepts only bf16 whatever the device), else the gathered form.
+            grouped = (x.device.type == "cuda" and x.dtype == torch.bfloat16
+                       and grouped_mm_supported(xs, self.gate_proj, self.up_proj, self.down_proj))
+            if not grouped:
+                return self._gathered(x, expert_idx, weights)
+        elif grouped is None:
             # torch's CPU grouped GEMM is a loop over every expert (a host read and a matmul per group: ~2,300
             # ATen calls for one decoded token at 64 experts), so with fewer rows than experts the loop over the
             # active ones is cheaper there; on CUDA the grouped form is one kernel and saves the loop's host sync.
@@ -92,6 +103,17 @@ class RoutedExperts(nn.Module):
         ys = ys * weights.reshape(-1)[order, None]
         out = torch.zeros(t, x.shape[-1], dtype=torch.float32, device=x.device).index_add_(0, token_of, ys)
         return out if x.dtype == torch.float32 else out.to(x.dtype)
+
+    def _gathered(self, x: torch.Tensor, expert_idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Every (token, expert) pair against its own gathered expert weights, batched: no sort, no host read,
+        fixed shapes. Copies k experts' weights per token, so it is only the compiled path's fallback where
+        torch has no grouped GEMM for the device; the sum over k is in fp32 like the other forms."""
+        t, k = expert_idx.shape
+        flat = expert_idx.reshape(-1)
+        xs = x.repeat_interleave(k, dim=0, output_size=t * k)[:, :, None]  # (T*k, dim, 1), token-major
+        h = F.silu(torch.bmm(self.gate_proj[flat], xs)) * torch.bmm(self.up_proj[flat], xs)
+        ys = torch.bmm(self.down_proj[flat], h).view(t, k, -1).float()
+        return (ys * weights[..., None]).sum(1).to(x.dtype)
 
     def _grouped(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Three grouped GEMMs over all experts at once; offsets stay on the device (no host sync)."""
@@ -106,14 +128,11 @@ class RoutedExperts(nn.Module):
         transposed per-expert views: a third of the dispatcher calls of `F.linear` on a selected weight (no
         linear -> matmul -> mm chain, no per-call select and transpose), the same product."""
         gate_t, up_t, down_t = self._expert_views()
-        outs, start = [], 0
-        for e, c in enumerate(counts.tolist()):
-            if c == 0:
-                continue
-            chunk = xs[start:start + c]
+        active = [(e, c) for e, c in enumerate(counts.tolist()) if c]
+        outs = []
+        for (e, _), chunk in zip(active, xs.split([c for _, c in active])):  # one split, not a slice each
             h = F.silu(torch.mm(chunk, gate_t[e])) * torch.mm(chunk, up_t[e])
             outs.append(torch.mm(h, down_t[e]))
-            start += c
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
 
     def _expert_views(self) -> tuple[tuple[torch.Tensor, ...], ...]:

@@ -65,7 +65,7 @@ class RotaryEmbedding(nn.Module):
         inv_freq = self.inv_freq
         if inv_freq.dtype != torch.float32:  # cast behind _apply's back (e.g. `buf.data = buf.data.to(...)`)
             inv_freq = self._inv_freq(inv_freq.device)
-        return inv_freq.to(device)
+        return inv_freq if inv_freq.device == device else inv_freq.to(device)
 
     @torch.no_grad()
     def forward(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +74,8 @@ class RotaryEmbedding(nn.Module):
             position_ids = position_ids[None]
         freqs = position_ids[..., None].float() * self._frequencies(position_ids.device)
         emb = torch.cat([freqs, freqs], dim=-1)[:, None]
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        cos, sin = emb.cos(), emb.sin()
+        return (cos, sin) if dtype == torch.float32 else (cos.to(dtype), sin.to(dtype))
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -87,16 +88,19 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + _rotate_half(x) * sin
 
 
-def signed_sin(sin: torch.Tensor) -> torch.Tensor:
-    """`sin` with its first half negated: rotate_half(x) * sin == swap_halves(x) * signed_sin(sin) exactly
-    (rotate_half is swap_halves with the first half negated, and (-a) * b == a * (-b) in IEEE arithmetic). Built
-    once per forward by the stack (decoder, encoder) and shared by every layer."""
+def layer_rope(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`RotaryEmbedding`'s (cos, sin), (B or 1, 1, L, D), in the form the layers take: (B or 1, L, 1, D), heads
+    after positions as the projections produce them, and sin with its first half negated, so that
+    rotate_half(x) * sin == swap_halves(x) * signed sin exactly (rotate_half is swap_halves with the first half
+    negated, and (-a) * b == a * (-b) in IEEE arithmetic). Built once per forward by the stack (decoder, encoder)
+    and shared by every layer."""
     half = sin.shape[-1] // 2
-    return torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+    signed = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+    return cos.transpose(1, 2), signed.transpose(1, 2)
 
 
 def apply_rope_signed(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
-    """`apply_rope(x, cos, sin)` bit for bit, given `signed_sin(sin)`: one copy (the half swap, a flip of a
+    """`apply_rope(x, cos, sin)` bit for bit, given the signed sin of `layer_rope`: one copy (the half swap, a flip of a
     (2, D/2) view) and three elementwise ops, with the same roundings in the same order as the reference."""
     swapped = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
     return x * cos + swapped * sin_signed
@@ -114,7 +118,7 @@ class SwiGLU(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head / grouped-query self-attention with RoPE. `sin` is `signed_sin(sin)` (see `apply_rope_signed`).
+    """Multi-head / grouped-query self-attention with RoPE; `cos, sin` come from `layer_rope`.
 
     Without gradients to track (decoding, evaluation) q, k and v come from one matmul over the three weights
     concatenated (`FusedProjection`, cached until a weight changes), and RoPE runs once over q and k together
@@ -138,18 +142,15 @@ class SelfAttention(nn.Module):
         of the rotated and projected tensors)."""
         b, l, _ = x.shape
         h, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        # RoPE's tables are (B or 1, 1, L, D) for (b h l d); here heads sit after positions: (B or 1, L, 1, D).
-        cos, sin = cos.transpose(1, 2), sin.transpose(1, 2)
         fused = self.qkv.output(x, self.q_proj, self.k_proj, self.v_proj)
         if fused is not None:
             qkv = fused.view(b, l, h + 2 * hkv, d)
-            qk = apply_rope_signed(qkv[:, :, :h + hkv], cos, sin)
-            q, k, v = qk[:, :, :h], qk[:, :, h:], qkv[:, :, h + hkv:]
-        else:
-            q = apply_rope_signed(self.q_proj(x).view(b, l, h, d), cos, sin)
-            k = apply_rope_signed(self.k_proj(x).view(b, l, hkv, d), cos, sin)
-            v = self.v_proj(x).view(b, l, hkv, d)
-        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            qk = apply_rope_signed(qkv[:, :, :h + hkv], cos, sin).transpose(1, 2)
+            q, k = qk.split([h, hkv], dim=1)
+            return q, k, qkv[:, :, h + hkv:].transpose(1, 2)
+        q = apply_rope_signed(self.q_proj(x).view(b, l, h, d), cos, sin)
+        k = apply_rope_signed(self.k_proj(x).view(b, l, hkv, d), cos, sin)
+        return q.transpose(1, 2), k.transpose(1, 2), self.v_proj(x).view(b, l, hkv, d).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend: AttendFn) -> torch.Tensor:
         q, k, v = self.project(x, cos, sin)
