@@ -266,11 +266,14 @@ def test_official_count_and_lora_adapters_match_peft():
         assert c.total == sum(p.numel() for p in peft_model.parameters())
 
 
+BF16_ACCUM = DeepSpeedSizes(fp32_grad_accum=False)  # DeepSpeed's bf16 defaults: accumulation and reduction in bf16
+
+
 def test_zero_partitions_the_right_terms():
     c = count_parameters(OCR2Config.from_preset("official"), Setup(stage="stage3_decoder"))
     t, total = c.trainable, c.total
-    one = {z: model_states(c, z, 1) for z in range(4)}
-    eight = {z: model_states(c, z, 8) for z in range(4)}
+    one = {z: model_states(c, z, 1, BF16_ACCUM) for z in range(4)}
+    eight = {z: model_states(c, z, 8, BF16_ACCUM) for z in range(4)}
     assert one[0] == eight[0]  # ZeRO 0 replicates everything
     assert eight[1]["weights"] == eight[2]["weights"] == 2 * total  # weights whole until ZeRO 3
     assert eight[1]["optimizer"] == 12 * t / 8 and one[0]["optimizer"] == 12 * t  # master + 2 moments, fp32
@@ -282,13 +285,36 @@ def test_zero_partitions_the_right_terms():
     assert one[2]["step"] == 8 * t and eight[2]["step"] == 8 * t / 8  # fp32 grad copy + foreach sqrt
 
 
+def test_fp32_gradient_accumulation_buffer_is_partitioned_from_zero_2():
+    """The trainer's bf16 default (grad_accum_dtype=fp32): ZeRO 1 adds a whole fp32 gradient buffer beside the bf16
+    grads; ZeRO 2 and 3 keep their gradient partition in fp32 instead of bf16."""
+    c = count_parameters(OCR2Config.from_preset("official"), Setup(stage="stage3_decoder"))
+    t = c.trainable
+    fp32 = {z: model_states(c, z, 8) for z in range(4)}
+    bf16 = {z: model_states(c, z, 8, BF16_ACCUM) for z in range(4)}
+    assert fp32[0] == bf16[0]  # DeepSpeed refuses fp32 accumulation at ZeRO 0
+    assert fp32[1]["grads"] == fp32[1]["grads_step"] == 2 * t + 4 * t  # bf16 grads kept + whole fp32 buffer
+    assert fp32[2]["grads"] == fp32[3]["grads"] == 4 * t / 8
+    assert fp32[2]["grads_step"] == fp32[3]["grads_step"] == 4 * t / 8
+    assert fp32[1]["step"] == 4 * t / 8  # the fp32 grad partition is a view: AdamW's sqrt only
+    for z in (1, 2, 3):  # weights and optimizer states do not depend on the accumulation dtype
+        assert (fp32[z]["weights"], fp32[z]["optimizer"]) == (bf16[z]["weights"], bf16[z]["optimizer"])
+
+
 def test_buffers_follow_deepspeed_defaults():
     c = count_parameters(OCR2Config.from_preset("official"), Setup(mode="lora"))
-    assert buffers(c, 2) == buffers(c, 1) == 2 * 5e8  # the reduce bucket is full size even for a few adapters
+    assert buffers(c, 2, BF16_ACCUM) == buffers(c, 1, BF16_ACCUM) == 2 * 5e8  # full size even for a few adapters
     assert buffers(c, 0) == 2 * c.trainable  # all adapters fit one all-reduce bucket
-    assert buffers(c, 3) == 2 * (5e8 + c.largest_module + 5e7)
+    assert buffers(c, 3, BF16_ACCUM) == 2 * (5e8 + c.largest_module + 5e7)
     assert _allreduce_bucket((3, 3, 3, 3), 5) == 6 and _allreduce_bucket((10, 1), 5) == 10
-    assert buffers(c, 2, DeepSpeedSizes(reduce_bucket_size=10)) == 20
+    assert buffers(c, 2, DeepSpeedSizes(reduce_bucket_size=10, fp32_grad_accum=False)) == 20
+
+
+def test_buffers_reduce_in_fp32_as_the_trainer_sets_it():
+    c = count_parameters(OCR2Config.from_preset("official"), Setup(mode="lora"))
+    assert buffers(c, 2) == 4 * 5e8  # communication_data_type=fp32: the reduce bucket is fp32
+    assert buffers(c, 3) == 4 * 5e8 + 2 * (c.largest_module + 5e7)  # gathered weights stay bf16
+    assert buffers(c, 1) == 0  # BF16_Optimizer all-reduces its fp32 gradient buffers in place
 
 
 def test_meta_model_builds_without_memory():

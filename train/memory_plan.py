@@ -5,15 +5,24 @@ depends on `Setup.answer_tokens`, not on the sequence length.
 
 Parameter counts are exact: the model is built on the meta device and frozen with train/stages.py's own
 `apply_freezing` and the stage yamls, or given the adapters of ocr2/lora.py's `apply_lora` (its defaults: the
-decoder's projections and routed experts; `lora.encoder` and `modules_to_save` are not modelled). Model states follow what the trainer's DeepSpeed setup does (bf16 enabled,
-a torch AdamW passed in, `grad_accum_dtype` unset, ZeRO defaults; DeepSpeed 0.19 source):
+decoder's projections and routed experts; `lora.encoder` and `modules_to_save` are not modelled). Model states follow
+what the trainer's DeepSpeed setup does under bf16 (train/builders.py: bf16 enabled, a torch AdamW passed in,
+`data_types.grad_accum_dtype=fp32` and `communication_data_type=fp32`, other ZeRO keys at their defaults; DeepSpeed
+0.19 source). `DeepSpeedSizes.fp32_grad_accum=False` gives DeepSpeed's bf16 defaults instead (gradients accumulated
+and reduced in bf16), for comparison:
 - ZeRO 0 (DeepSpeed's bf16 unfused optimizer): bf16 weights and grads, a full fp32 master copy and Adam's two fp32
-  moments; at `step()` every gradient is copied to fp32.
-- ZeRO 1: bf16 grads stay whole until the boundary, then the reduced partition is copied out (+ 2 bytes / N);
-  master, moments and the step's fp32 gradient are partitioned.
-- ZeRO 2: only the gradient partition is kept (+ the reduce bucket while reducing).
+  moments; at `step()` every gradient is copied to fp32. DeepSpeed refuses fp32 accumulation at ZeRO 0 (and the
+  trainer refuses bf16 there), so the row is the same either way.
+- ZeRO 1 with fp32 accumulation (DeepSpeed's BF16_Optimizer): the bf16 grads stay allocated (zeroed, not freed) and
+  a whole fp32 gradient buffer (4 bytes x trainable, not partitioned) accumulates them; it is all-reduced in place
+  (one flat buffer per parameter group) and the optimizer reads its partition as a view. Master and moments are
+  partitioned. Without fp32 accumulation: bf16 grads whole until the boundary, then the reduced partition is copied
+  out (+ 2 bytes / N), and the step copies it to fp32.
+- ZeRO 2: only the gradient partition is kept, in fp32 with fp32 accumulation (else bf16), plus the reduce bucket,
+  allocated in the communication dtype.
 - ZeRO 3: weights partitioned too, except parameters of at most `param_persistence_threshold` elements (kept whole);
-  the fp32 gradient buffer is allocated once at init; one module's weights are gathered at a time.
+  the gradient partitions live in one flat buffer of the accumulation dtype; the optimizer's fp32 gradient buffer of
+  one sub-group is allocated once at init; one module's weights are gathered at a time.
 The torch AdamW runs its foreach form: `step()` allocates one more fp32 tensor per moment (sqrt of the second
 moment). LoRA: the frozen bf16 base plus the adapters, which DeepSpeed casts to bf16 like every parameter and
 treats as above (fp32 master, moments and step gradient per adapter parameter).
@@ -47,6 +56,9 @@ class DeepSpeedSizes:
     prefetch_bucket_size: int = 50_000_000  # ZeRO-3 stage3_prefetch_bucket_size
     param_persistence_threshold: int = 100_000  # ZeRO-3: parameters this small are never partitioned
     sub_group_size: int = 1_000_000_000  # ZeRO-3: the fp32 gradient buffer covers one sub-group's partition
+    # data_types.grad_accum_dtype and communication_data_type fp32, as the trainer sets them under bf16; False:
+    # DeepSpeed's bf16 defaults (accumulation and reduction in bf16)
+    fp32_grad_accum: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,14 +156,21 @@ def model_states(c: Counts, zero: int, gpus: int, ds: DeepSpeedSizes = DeepSpeed
         weights = BF16 * (c.persistent + (c.total - c.persistent) / n)
     else:
         weights = BF16 * c.total
-    grads = {0: BF16 * t, 1: BF16 * (t + t / n), 2: BF16 * t / n, 3: BF16 * t / n}[zero]
-    # ZeRO 1 moves the whole gradients through the reduce bucket at the boundary and keeps only its partition.
-    grads_step = BF16 * t if zero == 0 else BF16 * t / n
+    acc = F32 if ds.fp32_grad_accum else BF16  # the dtype gradients are accumulated in
+    if zero == 1 and ds.fp32_grad_accum:
+        # BF16_Optimizer: bf16 grads kept between steps plus the whole fp32 accumulation buffer (not partitioned).
+        grads = grads_step = BF16 * t + F32 * t
+    else:
+        grads = {0: BF16 * t, 1: BF16 * (t + t / n), 2: acc * t / n, 3: acc * t / n}[zero]
+        # ZeRO 1 moves the whole gradients through the reduce bucket at the boundary and keeps only its partition.
+        grads_step = BF16 * t if zero == 0 else acc * t / n
     optimizer = 3 * F32 * part  # fp32 master + exp_avg + exp_avg_sq
     if zero == 3:
         # The fp32 gradient buffer of the largest sub-group's partition is allocated once at init.
         optimizer += F32 * min(t, ds.sub_group_size) / n
         step = F32 * min(t, ds.sub_group_size) / n  # foreach sqrt of one sub-group
+    elif zero == 1 and ds.fp32_grad_accum:
+        step = F32 * part  # the fp32 gradient partition is a view of the buffer: only AdamW's foreach sqrt
     else:
         step = 2 * F32 * part  # fp32 gradient copy + foreach sqrt of the second moment
     return {"weights": weights, "grads": grads, "optimizer": optimizer, "grads_step": grads_step, "step": step}
@@ -169,10 +188,13 @@ def _allreduce_bucket(sizes: tuple[int, ...], bucket: int) -> int:
 
 
 def buffers(c: Counts, zero: int, ds: DeepSpeedSizes = DeepSpeedSizes()) -> float:
-    """Communication buffers (bf16) and, for ZeRO-3, the gathered weights of the module being computed."""
+    """Communication buffers (in the communication dtype: fp32 as the trainer sets it, bf16 at ZeRO 0) and, for ZeRO-3, the gathered weights of the module being computed."""
     if zero == 0:
         return BF16 * _allreduce_bucket(c.trainable_sizes, ds.allreduce_bucket_size)
-    bucket = BF16 * ds.reduce_bucket_size  # allocated at full size however few parameters train
+    if zero == 1 and ds.fp32_grad_accum:
+        return 0.0  # BF16_Optimizer all-reduces its flat fp32 gradient buffers in place
+    comm = F32 if ds.fp32_grad_accum else BF16  # communication_data_type: the reduce bucket's dtype
+    bucket = comm * ds.reduce_bucket_size  # allocated at full size however few parameters train
     if zero == 3:
         return bucket + BF16 * (c.largest_module + ds.prefetch_bucket_size)
     return bucket

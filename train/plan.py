@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-experts", type=_on_off, default=True, help="adapters on the routed experts too (on)")
     p.add_argument("--reduce-bucket-size", type=float, default=5e8,
                    help="DeepSpeed zero_optimization.reduce_bucket_size in elements (its default, 5e8)")
+    p.add_argument("--grad-accum", choices=("fp32", "bf16"), default="fp32",
+                   help="gradient accumulation and communication dtype (fp32: what ocr2-train sets under bf16; "
+                        "bf16: DeepSpeed's bf16 defaults, for comparison)")
     p.add_argument("--reserve-gib", type=float, default=1.5,
                    help="kept free on every GPU for the CUDA context, NCCL and the allocator (1.5)")
     return p
@@ -213,13 +216,15 @@ def counts_table(cfg: OCR2Config, rows: list[Setup], ds: DeepSpeedSizes) -> list
 
 
 ASSUMPTIONS = """\
-- Per GPU, GiB. bf16 training as ocr2-train runs it on CUDA (DeepSpeed `bf16`, a torch AdamW, DeepSpeed defaults).
-- weights: bf16 (ZeRO-3: partitioned; parameters of at most {persist:,} elements stay whole). grads: bf16 (ZeRO 1: the
-  whole gradients plus the reduced partition; ZeRO 2-3: the partition). optimizer: fp32 master + Adam's two fp32
-  moments (partitioned from ZeRO 1; ZeRO-3 adds its fp32 gradient buffer).
-- ZeRO 0 rows are for comparison only: ocr2-train refuses precision bf16 with ZeRO 0 (train/builders.py).
-  The model states assume DeepSpeed's bf16 defaults; the trainer now also sets `grad_accum_dtype` and
-  `communication_data_type` to fp32 under bf16, which these terms do not model yet.
+- Per GPU, GiB. bf16 training as ocr2-train runs it on CUDA (DeepSpeed `bf16`, a torch AdamW, gradients accumulated
+  and reduced in fp32: `data_types.grad_accum_dtype` and `communication_data_type` fp32, train/builders.py;
+  {accum}).
+- weights: bf16 (ZeRO-3: partitioned; parameters of at most {persist:,} elements stay whole). grads, with fp32
+  accumulation: ZeRO 1 keeps the bf16 grads and a whole fp32 gradient buffer (DeepSpeed's BF16_Optimizer, not
+  partitioned); ZeRO 2-3 keep the fp32 gradient partition (ZeRO 0: bf16, whole). optimizer: fp32 master + Adam's
+  two fp32 moments (partitioned from ZeRO 1; ZeRO-3 adds its fp32 gradient buffer of one sub-group).
+- ZeRO 0 rows are for comparison only: ocr2-train refuses precision bf16 with ZeRO 0 (train/builders.py), and
+  DeepSpeed refuses fp32 accumulation there.
 - step: transient of `optimizer.step()` after backward (the fp32 gradient copy and AdamW's foreach sqrt); the peak
   takes the larger of it and the forward/backward working set.
 - activations: tensors autograd saves (counted from ocr2/modeling; tests/test_plan.py finds them within a few KB of
@@ -243,8 +248,9 @@ ASSUMPTIONS = """\
   not recomputed, each chunk keeps its fp32 log-softmax (4 bytes x vocabulary + 24 per answer token), plus one
   chunk's two gradient buffers in backward.
 - buffers: ZeRO 0 flattens gradients for the all-reduce in buckets of ~{allreduce:.0e} elements (fixed in
-  DeepSpeed's engine); ZeRO 1-3 allocate one bf16 reduce bucket of {reduce:.0e} elements (`reduce_bucket_size`)
-  however few parameters train; ZeRO-3 also holds the largest module's gathered weights plus the prefetch bucket
+  DeepSpeed's engine); ZeRO 1 with fp32 accumulation all-reduces its fp32 gradient buffer in place; ZeRO 2-3
+  allocate one reduce bucket of {reduce:.0e} elements (`reduce_bucket_size`) in the communication dtype however few
+  parameters train; ZeRO-3 also holds the largest module's gathered weights plus the prefetch bucket
   ({prefetch:.0e}). `allgather_bucket_size` allocates nothing: NCCL gathers straight into the flat bf16 weights.
 - fits: yes when the peak is within 95% of the card less {reserve} GiB (CUDA context, NCCL, fragmentation); tight when
   within the card; no otherwise. Not counted: the CUDA context itself, data-loader pinned memory, ZeRO-3's start-up
@@ -254,7 +260,7 @@ ASSUMPTIONS = """\
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg, source = load_config(args)
-    ds = DeepSpeedSizes(reduce_bucket_size=int(args.reduce_bucket_size))
+    ds = DeepSpeedSizes(reduce_bucket_size=int(args.reduce_bucket_size), fp32_grad_accum=args.grad_accum == "fp32")
     try:
         rows = setups(args)
     except ValueError as e:
@@ -288,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
            "## Parameters", "", *counts_table(cfg, rows, ds), "",
            "## Activations per decoder token, per answer token and per view (bf16)", "", *per_unit_table(cfg, rows), "",
            "## Per-GPU memory (GiB)", "", *body, "", "## Assumptions", "",
-           ASSUMPTIONS.format(persist=ds.param_persistence_threshold, vocab=cfg.decoder.vocab_size,
+           ASSUMPTIONS.format(persist=ds.param_persistence_threshold,
+                              accum=("here `--grad-accum bf16`: DeepSpeed's bf16 defaults instead"
+                                     if not ds.fp32_grad_accum else "`--grad-accum bf16` shows DeepSpeed's defaults"),
+                              vocab=cfg.decoder.vocab_size,
                               answer=", ".join(map(str, args.answer_tokens)), chunk=ab.CHUNK_TOKENS,
                               allreduce=ds.allreduce_bucket_size, reduce=ds.reduce_bucket_size,
                               prefetch=ds.prefetch_bucket_size, reserve=args.reserve_gib,
