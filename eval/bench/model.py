@@ -313,9 +313,17 @@ def child_runs(args, workload: str, repeats: int, progress: Progress) -> dict[st
     for who in ("ours", "port"):
         spec = dict(who=who, workload=workload, size=args.size, backend=args.backend, crops=args.crops,
                     new_tokens=args.new_tokens, threads=torch.get_num_threads(), repeats=repeats, dtype=args.dtype)
-        out[who] = spawn(spec)
-        progress.step(f"{who} {workload} in a fresh process")
+        out[who] = r = spawn(spec)
+        times = ", ".join(f"{t:.3g}" for t in r["times"])
+        progress.step(f"{who} {workload} in a fresh process: times [{times}] s, peak RSS {r['peak_kib'] / 1024:.0f} MiB")
     return out
+
+
+def _partial(row: Row) -> str:
+    """A finished row for the progress log, so that a run cut short still shows what it measured."""
+    o, p = row.ours, row.port
+    return (f"{row.label}: ours {o.median * row.scale:.4g} (spread {o.spread:.0%}), port {p.median * row.scale:.4g} "
+            f"(spread {p.spread:.0%})")
 
 
 def model_flops(cfg: OCR2Config, x: Inputs, args) -> dict[str, Flops]:
@@ -349,14 +357,6 @@ def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
     rows: list[Row] = []
     info: dict = {}
     children: dict[str, dict] = {}
-    # CPU: the subprocesses first, while this process holds no model (memory is the constraint, see child.py).
-    if device.type == "cpu":
-        if "train" in only:
-            children["train"] = child_runs(args, "train", args.repeats, progress)
-        if "memory" in only:
-            for name in ("encoder", "generate"):
-                children[name] = child_runs(args, name, 1, progress)
-
     ours, port = build_pair(args.size, args.backend, device, dtype)
     cfg = ours.config
     x = make_inputs(cfg, args.crops, device, dtype)
@@ -367,17 +367,12 @@ def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
     def timed(name: str, label: str, scale: float = 1.0, note: str = "") -> None:
         t_ours, t_port = time_calls(fns[name], args.repeats, device)
         rows.append(Row(label, Sample(t_ours), Sample(t_port), scale, fl[name], note=note))
-        progress.step(label)
+        progress.step(_partial(rows[-1]))
 
     if "encoder" in only:
         timed("encoder", "vision fwd+bwd (s)")
-    if "train" in only:
-        if device.type == "cpu":
-            c = children["train"]
-            rows.append(Row("train step (s)", Sample(c["ours"]["times"]), Sample(c["port"]["times"]), 1.0,
-                            fl["train"], note="one process per side, not interleaved"))
-        else:
-            timed("train", "train step (s)")
+    if "train" in only and device.type == "cuda":
+        timed("train", "train step (s)")
     if "decode" in only:
         for n in args.cache_lens:
             pair = step_pair(ours, port, n)
@@ -385,19 +380,34 @@ def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
             label = f"decode step, {n} cached (ms)"
             rows.append(Row(label, Sample(t_ours), Sample(t_port), 1e3, fl[f"decode_{n}"]))
             del pair
-            progress.step(label)
+            progress.step(_partial(rows[-1]))
     if "generate" in only:
         timed("generate", f"generate: page + {args.new_tokens} tokens (s)")
     if "ops" in only:
         rows += decode_ops_rows(ours, args.cache_lens[0])
-        progress.step("ops per decoded token")
+        progress.step(f"ops per decoded token (ours): {rows[-1].ours.median:.0f}")
+    del fns
+    if device.type == "cpu":
+        # The subprocesses last, once this process has dropped both models (memory: see child.py).
+        del ours, port
+        gc.collect()
+        if "train" in only:
+            children["train"] = child_runs(args, "train", args.repeats, progress)
+            c = children["train"]
+            rows.insert(1 if "encoder" in only else 0,
+                        Row("train step (s)", Sample(c["ours"]["times"]), Sample(c["port"]["times"]), 1.0,
+                            fl["train"], note="one process per side, not interleaved"))
+            print(f"  {_partial(rows[1 if 'encoder' in only else 0])}", file=sys.stderr, flush=True)
+        if "memory" in only:
+            for name in ("encoder", "generate"):
+                children[name] = child_runs(args, name, 1, progress)
     if "memory" in only or ("train" in only and device.type == "cpu"):
         names = ("encoder", "train", "generate")
         labels = dict(encoder="vision fwd+bwd", train="train step", generate="generate")
         for name in names:
             if device.type == "cuda":
                 if "memory" in only:
-                    m_ours, m_port = peak_memory_cuda(fns[name], device)
+                    m_ours, m_port = peak_memory_cuda(workloads(ours, port, x, args.new_tokens)[name], device)
                     rows.append(Row(f"peak MiB, {labels[name]}", Sample([m_ours]), Sample([m_port]), kind="memory"))
                     progress.step(f"peak memory, {name}")
             elif name in children:
@@ -408,8 +418,6 @@ def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
                 rows.append(Row("  growth over the loaded model (MiB)",
                                 Sample([mib("ours", "peak_kib") - mib("ours", "before_kib")]),
                                 Sample([mib("port", "peak_kib") - mib("port", "before_kib")]), kind="memory"))
-    del ours, port, fns
-    gc.collect()
     return rows, info
 
 
