@@ -57,12 +57,13 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
     max_new_tokens = min(max_new_tokens, positions_left)
     # The cache holds what is fed: the prompt, then every new token but the last, allocated once.
     capacity = length + max_new_tokens - 1
-    cache_type = StaticKVCache if static_cache else KVCache
-    cache = cache_type(len(model.decoder.layers), capacity=capacity) if use_cache else None
-    step = None
+    step = None  # the static path's one-token step; None: every step is a model forward
     if static_cache:
+        cache = StaticKVCache(len(model.decoder.layers), capacity, for_compile=bool(compile))
         step = _compiled_step(_compile_mode(compile, device)) if compile else static_step
         index = torch.full((1,), length, dtype=torch.long, device=device)  # the cache slot of the next input
+    else:
+        cache = KVCache(len(model.decoder.layers), capacity=capacity) if use_cache else None
     pad = model.config.pad_token_id
     finished = torch.zeros(b, dtype=torch.bool, device=device)
     generated = torch.full((b, max_new_tokens), pad, dtype=torch.long, device=device)

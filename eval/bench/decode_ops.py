@@ -18,6 +18,9 @@ Two counts, both deterministic:
 
     python -m eval.bench.decode_ops                        # official widths, 2 layers each (1 dense + 1 MoE)
     python -m eval.bench.decode_ops --size small --top 30   # a size of eval/bench/model.py (needs transformers)
+    python -m eval.bench.decode_ops --static-cache          # the fixed-shape step (uncompiled) instead
+    python -m eval.bench.decode_ops --device cuda --dtype bfloat16 --check-compile   # on a GPU: compiled step
+                                                            # (CUDA graphs) vs default: same ids? ms per token
 """
 
 from __future__ import annotations
@@ -123,6 +126,43 @@ def count_decode_ops(model: OCR2Model, cache_len: int = 512, batch: int = 1, tok
                      cache_len=cache_len, tokens=tokens)
 
 
+def check_compile(model: OCR2Model, cache_len: int = 512, new_tokens: int = 64, seed: int = 0) -> list[str]:
+    """The compiled static-cache step against the default path on the model's device: equal ids, and the
+    decoding time per token of each (the same prompt with 1 new token subtracted; best of 3 after warm-up,
+    the compile included in the warm-up). Meant for CUDA, where `compile=True` means CUDA graphs."""
+    import time
+
+    from ocr2.generation import greedy_decode
+
+    param = next(model.parameters())
+    g = torch.Generator().manual_seed(seed)
+    prompt = torch.randn(1, cache_len, model.config.decoder.hidden_size, generator=g).to(param.device, param.dtype)
+    model.eval()
+
+    def timed(n: int, **kw) -> tuple[float, torch.Tensor]:
+        best, out = float("inf"), None
+        for _ in range(3):
+            if param.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            out = greedy_decode(model, inputs_embeds=prompt, max_new_tokens=n, eos_token_id=-1, **kw)
+            if param.device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        return best, out
+
+    lines = []
+    ref = None
+    for name, kw in (("default", {}), ("static cache", {"static_cache": True}), ("compiled", {"compile": True})):
+        greedy_decode(model, inputs_embeds=prompt, max_new_tokens=new_tokens, eos_token_id=-1, **kw)  # warm-up
+        t_many, out = timed(new_tokens, **kw)
+        t_one, _ = timed(1, **kw)
+        ref = out if ref is None else ref
+        lines.append(f"  {name:>12}: {1e3 * (t_many - t_one) / (new_tokens - 1):.3f} ms per decoded token, "
+                     f"ids {'equal to' if torch.equal(out, ref) else 'DIFFERENT from'} the default path")
+    return lines
+
+
 def build_model(size: str, dtype: torch.dtype = torch.float32, backend: str = "sdpa") -> OCR2Model:
     """`official-shallow` (built here) or a size of `eval/bench/model.py` (through the transformers port's
     config, so it needs transformers)."""
@@ -149,12 +189,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--backend", default="sdpa", help="attn_implementation")
     parser.add_argument("--top", type=int, default=25, help="how many ops to list")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--static-cache", action="store_true", help="count the fixed-shape step (uncompiled)")
+    parser.add_argument("--check-compile", action="store_true",
+                        help="instead of counting: compiled step vs default path (ids, ms per token)")
     args = parser.parse_args(argv)
 
-    model = build_model(args.size, getattr(torch, args.dtype), args.backend)
-    res = count_decode_ops(model, args.cache_len, args.batch, args.tokens)
-    print(f"decode_ops: size={args.size}, dtype={args.dtype}, backend={args.backend}, batch={args.batch}, "
-          f"cache_len={args.cache_len}, torch {torch.__version__}")
+    model = build_model(args.size, getattr(torch, args.dtype), args.backend).to(args.device)
+    head = (f"decode_ops: size={args.size}, device={args.device}, dtype={args.dtype}, backend={args.backend}, "
+            f"batch={args.batch}, cache_len={args.cache_len}, torch {torch.__version__}")
+    if args.check_compile:
+        print(head)
+        for line in check_compile(model, args.cache_len):
+            print(line)
+        return
+    res = count_decode_ops(model, args.cache_len, args.batch, args.tokens, static_cache=args.static_cache)
+    print(head + (", static cache" if args.static_cache else ""))
     print(f"ATen calls per decoded token: {res.total:g} (nested included), {res.top_level:g} top-level\n")
     print(f"  {'all':>8}  {'top-level':>9}  op")
     for op, n in res.top(args.top):

@@ -27,18 +27,24 @@ from ocr2.modeling.decoder import KVCache
 class StaticKVCache(KVCache):
     """`KVCache` with zero-filled, never-growing buffers and a tensor-indexed step (`step_attend_fn`)."""
 
-    def __init__(self, num_layers: int, capacity: int):
+    def __init__(self, num_layers: int, capacity: int, for_compile: bool = False):
         super().__init__(num_layers, capacity)
+        self.for_compile = for_compile
         self.visible_base: torch.Tensor | None = None  # (B, 1, 1, capacity) bool: not padding
+        self.slots: torch.Tensor | None = None  # (capacity,) 0..capacity-1
+
+    def _static(self, t: torch.Tensor) -> torch.Tensor:
+        """Mark a tensor the compiled step reads as a static address: CUDA graphs then use it in place instead
+        of copying it into the graph's own input buffer at every replay (and the cache's k/v are updated in
+        place by the graph). Only when compiling: it costs importing torch._dynamo."""
+        if self.for_compile:
+            torch._dynamo.mark_static_address(t)
+        return t
 
     def _new_buffer(self, like: torch.Tensor, size: int) -> torch.Tensor:
         if size > self.capacity:
             raise ValueError(f"a static KV cache holds {self.capacity} positions, {size} were asked for")
-        buf = like.new_zeros(*like.shape[:2], self.capacity, like.shape[3])
-        mark = getattr(torch._dynamo, "mark_static_address", None)
-        if mark is not None:  # CUDA graphs keep their inputs' addresses: the buffers are updated in place
-            mark(buf)
-        return buf
+        return self._static(like.new_zeros(*like.shape[:2], self.capacity, like.shape[3]))
 
     def start_steps(self) -> None:
         """After prefill: the padding mask over the whole buffer (prompt rows as given, every later key real)."""
@@ -47,8 +53,8 @@ class StaticKVCache(KVCache):
         base = torch.ones(b, cap, dtype=torch.bool, device=buf.device)
         if self.key_mask is not None:
             base[:, :self.key_mask.shape[1]] = self.key_mask
-        self.visible_base = base[:, None, None, :]
-        self.slots = torch.arange(cap, device=buf.device)
+        self.visible_base = self._static(base[:, None, None, :])
+        self.slots = self._static(torch.arange(cap, device=buf.device))
 
     def visible(self, index: torch.Tensor) -> torch.Tensor:
         """(B, 1, 1, capacity) bool: the keys a query written at `index` sees."""
