@@ -95,3 +95,13 @@ def test_the_held_out_split_is_written_beside_validation(tmp_path):
 def test_bad_nuisance_ranges_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         SynthConfig(**change)
+
+
+def test_anchor_pages_are_a_training_share_only():
+    drawn = _renderings(TRAIN.for_split("train"), range(100))
+    plain = [r for r in drawn if r["plain"]]
+    assert 15 <= len(plain) <= 45  # grid_plain 0.3 of 100 pages
+    assert all(r["face"] == TRAIN.grid_fonts[0] and set(r["offsets"]) == {(0, 0)} for r in plain)
+    for split in ("validation", "validation_unseen"):
+        assert TRAIN.for_split(split).grid_plain == 0.0
+        assert not any(r["plain"] for r in _renderings(TRAIN.for_split(split), range(40))), split

@@ -80,7 +80,9 @@ class SynthConfig:
     # over their union: a held-out split can ask for sizes on both sides of the training range). grid_shift: the
     # whole grid's offset per page, grid_jitter: each glyph's own offset, both up to +-this fraction of the cell
     # in x and y (the glyph is kept on the page). grid_ink / grid_background: grey levels (0-255) of ink and paper;
-    # None: the page style's colours.
+    # None: the page style's colours. grid_plain: the share of training pages drawn without face, size and offset nuisances
+    # (the first face, the middle size, glyphs centred; shades, blur and noise still vary): anchor pages on which
+    # the decoder first learns where each glyph sits, before it can tell varied glyphs apart (docs/demo.md).
     grid_cell: int = 64
     grid_rows: tuple[int, int] = (2, 4)
     grid_cols: tuple[int, int] = (2, 4)
@@ -92,6 +94,7 @@ class SynthConfig:
     grid_jitter: float = 0.0
     grid_ink: tuple[int, int] | None = None
     grid_background: tuple[int, int] | None = None
+    grid_plain: float = 0.0
     grid_alphabet: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     # Splits rendered beside `validation`, with as many pages, from this config with the given fields replaced,
     # e.g. {"validation_unseen": {"grid_fonts": ["cm_roman"]}}: held-out renderings in the same dataset.
@@ -145,6 +148,8 @@ class SynthConfig:
         if bad or self.grid_fonts == ():
             raise ValueError(f"SynthConfig.grid_fonts: unknown {sorted(bad)} (or empty); choose from "
                              f"{sorted(GLYPH_FACES)}")
+        if not 0 <= self.grid_plain <= 1:
+            raise ValueError(f"SynthConfig.grid_plain must be a share within [0, 1], got {self.grid_plain}")
         for name in ("grid_shift", "grid_jitter"):
             if not 0 <= getattr(self, name) <= 0.5:
                 raise ValueError(f"SynthConfig.{name} must be within [0, 0.5] (fraction of the cell), got "
@@ -162,11 +167,17 @@ class SynthConfig:
         return size if isinstance(size[0], tuple) else (size,)
 
     def for_split(self, split: str) -> "SynthConfig":
-        """The config pages of `split` are drawn with: this one, with the split's extra_splits fields replaced."""
-        if split not in self.extra_splits:
-            return self
+        """The config pages of `split` are drawn with: this one, with the split's extra_splits fields replaced.
+
+        Anchor pages (grid_plain) are a training device, so every split but `train` is drawn without them: the
+        held-out figures are measured on varied pages only."""
         d = {k: v for k, v in self.to_dict().items() if k != "extra_splits"}
-        return SynthConfig.from_dict({**d, **self.extra_splits[split]})
+        changes = dict(self.extra_splits.get(split, {}))
+        if split != "train":
+            changes["grid_plain"] = 0.0
+        if not changes or all(d.get(k) == v for k, v in changes.items()) and split not in self.extra_splits:
+            return self
+        return SynthConfig.from_dict({**d, **changes})
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:

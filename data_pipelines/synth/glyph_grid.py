@@ -70,10 +70,16 @@ def draw_glyph_grid(canvas: Canvas, rng: random.Random, style: PageStyle, cfg) -
     if per_column < 1 or down < 1:
         raise ValueError(f"glyph grid: a {canvas.width}x{canvas.height} page has {across}x{down} cells of "
                          f"{cell} px, too few for {columns} text column(s) {gap} cell(s) apart")
-    face = rng.choice(cfg.grid_fonts) if cfg.grid_fonts else None
-    size = _glyph_size(rng, cfg)
+    plain = cfg.grid_plain > 0 and rng.random() < cfg.grid_plain
+    if plain:  # an anchor page: the first face, the middle of the size ranges, every glyph centred
+        face = cfg.grid_fonts[0] if cfg.grid_fonts else None
+        sizes = [v for r in cfg.glyph_size_ranges() for v in r]
+        size = max(6, round(cell * (min(sizes) + max(sizes)) / 2))
+    else:
+        face = rng.choice(cfg.grid_fonts) if cfg.grid_fonts else None
+        size = _glyph_size(rng, cfg)
     font = load_font(face_path(face) if face else style.body.path("regular"), size)
-    shift_limit, jitter = round(cell * cfg.grid_shift), round(cell * cfg.grid_jitter)
+    shift_limit, jitter = (0, 0) if plain else (round(cell * cfg.grid_shift), round(cell * cfg.grid_jitter))
     shift = (_offset(rng, shift_limit), _offset(rng, shift_limit))
     offsets = []
     for c in range(columns):
@@ -92,5 +98,5 @@ def draw_glyph_grid(canvas: Canvas, rng: random.Random, style: PageStyle, cfg) -
                 canvas.draw.text((cx + dx, cy + dy), ch, font=font, fill=style.ink, anchor="mm")
                 offsets.append((dx, dy))
             canvas.add_block("text_block", (x0 * cell, r * cell, (x0 + n) * cell, (r + 1) * cell), line)
-    return {"face": face, "size": size, "shift": shift, "offsets": offsets, "ink": style.ink,
+    return {"plain": plain, "face": face, "size": size, "shift": shift, "offsets": offsets, "ink": style.ink,
             "background": style.background}
