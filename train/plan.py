@@ -253,8 +253,9 @@ ASSUMPTIONS = """\
   parameters train; ZeRO-3 also holds the largest module's gathered weights plus the prefetch bucket
   ({prefetch:.0e}). `allgather_bucket_size` allocates nothing: NCCL gathers straight into the flat bf16 weights.
 - fits: yes when the peak is within 95% of the card less {reserve} GiB (CUDA context, NCCL, fragmentation); tight when
-  within the card; no otherwise. Not counted: the CUDA context itself, data-loader pinned memory, ZeRO-3's start-up
-  copy of the whole bf16 model through each GPU, padding-dependent masks."""
+  within the card; no otherwise. Not counted: the CUDA context itself, data-loader pinned memory, padding-dependent
+  masks. ZeRO-3 builds the model partitioned (deepspeed.zero.Init, train/zero_init.py): no whole copy at start-up
+  unless trainer.zero_init=false."""
 
 
 def main(argv: list[str] | None = None) -> int:
