@@ -102,7 +102,8 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
 
 def static_step(model, cache: StaticKVCache, embeds: torch.Tensor, positions: torch.Tensor,
                 index: torch.Tensor) -> torch.Tensor:
-    """One decoding step over a static cache: next-token logits (B, V) in fp32. Fixed shapes, no host sync:
+    """One decoding step over a static cache: next-token logits (B, V) in fp32. Fixed shapes and no host sync
+    of its own (the MoE's is its dispatch form's: none for the grouped GEMM, CUDA's default, or when compiled):
     what `torch.compile` captures."""
     hidden = model.decoder.forward_static(embeds, positions, cache, index)
     return model.lm_head(hidden[:, -1]).float()

@@ -205,3 +205,30 @@ def test_the_loops_expert_views_follow_replaced_weights():
     with torch.enable_grad():  # views taken afresh
         ref = experts(x, idx, weights).detach()
     torch.testing.assert_close(out, ref)
+
+
+def test_a_static_step_does_not_sync(tiny):
+    """What CUDA graphs need: no value read back inside the step (MoE on the grouped GEMM, CUDA's default)."""
+    from ocr2.generation import static_step
+    from ocr2.modeling.moe import MoE, grouped_mm_supported
+    from ocr2.modeling.static_cache import StaticKVCache
+
+    from tests.sync_ops import SyncCounter
+
+    model = copy.deepcopy(tiny)
+    moes = [m for m in model.modules() if isinstance(m, MoE)]
+    e = moes[0].experts
+    if not grouped_mm_supported(torch.zeros(4, e.gate_proj.shape[-1]), e.gate_proj, e.up_proj, e.down_proj):
+        pytest.skip(f"torch {torch.__version__} has no CPU grouped GEMM")
+    for m in moes:
+        m.experts.grouped = True
+    ids, mask = _padded_batch(model.config)
+    cache = StaticKVCache(len(model.decoder.layers), capacity=ids.shape[1] + 4)
+    with torch.inference_mode():
+        model(ids, attention_mask=mask, cache=cache, logits_to_keep=1)
+        cache.start_steps()
+        embeds = model.decoder.embed_tokens(ids[:, -1:])
+        positions = mask.sum(-1, keepdim=True)
+        with SyncCounter() as syncs:
+            static_step(model, cache, embeds, positions, torch.tensor([ids.shape[1]]))
+    assert syncs.total == 0, dict(syncs.counts)
