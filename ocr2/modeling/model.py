@@ -155,15 +155,17 @@ class OCR2Model(nn.Module):
     def generate(self, input_ids: torch.Tensor, global_views: torch.Tensor | None = None,
                  crops: torch.Tensor | None = None, num_crops=None, attention_mask: torch.Tensor | None = None,
                  max_new_tokens: int = 8192, eos_token_id: int | None = None, use_cache: bool = True,
-                 logits_processor=None) -> torch.Tensor:
+                 logits_processor=None, static_cache: bool = False, compile: bool | str = False) -> torch.Tensor:
         """Batched greedy decoding (prompts left-padded, `attention_mask` 1 on real tokens). Returns the new
-        tokens (B, T); rows that stopped early are filled with the pad id after their EOS."""
+        tokens (B, T); rows that stopped early are filled with the pad id after their EOS. `static_cache` /
+        `compile`: the fixed-shape decoding step (ocr2.generation.greedy_decode, docs/decode_ops.md)."""
         from ocr2.generation import greedy_decode
 
         return greedy_decode(self, input_ids, global_views, crops, num_crops, attention_mask,
                              max_new_tokens=max_new_tokens,
                              eos_token_id=self.config.eos_token_id if eos_token_id is None else eos_token_id,
-                             use_cache=use_cache, logits_processor=logits_processor)
+                             use_cache=use_cache, logits_processor=logits_processor, static_cache=static_cache,
+                             compile=compile)
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory, **kwargs) -> None:
