@@ -7,9 +7,10 @@ a 1024² view (L=4096) and the 48x48 grid of a 768² crop (L=2304) for
 - `previous`: the kernel it replaced (SDPA per block of rows in forward, softmax recomputed in backward), kept
   below as `_PreviousBlockedRelPosAttention`,
 - `dense`: SDPA with the dense (L, L) bias (what the port did; its math path when the bias needs a gradient).
-Prints a table: median time, achieved GFLOP/s, fraction of a measured fp32 matmul peak (a large `torch.mm` on the
-same thread count), the bytes autograd saves for backward, and the peak resident memory of a fresh process running
-the case once (`--memory`; off by default, it spawns one process per case).
+Prints a table: median time (wall clock, or `--clock cpu` on a shared machine), achieved GFLOP/s, fraction of a
+measured fp32 matmul peak (a large `torch.mm` on the same thread count and clock), the bytes autograd saves for
+backward, and the peak resident memory of a fresh process running the case once (`--memory`; off by default, it
+spawns one process per case).
 
 FLOPs are counted the same way for all kernels so the rates compare directly: forward 4·L²·d per head (QK^T and
 PV), backward 2.5x that (QK^T recomputed, dV, dP, dQ, dK), whether or not a kernel actually recomputes.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -132,36 +132,44 @@ def _saved_bytes(name: str, length: int) -> int:
 
 def _peak_rss(name: str, length: int, backward: bool, threads: int) -> int:
     """Peak resident bytes above the inputs of a fresh process running the case once."""
-    code = ("import json, resource, sys, torch\n"
+    code = ("import json, sys, torch\n"
             f"torch.set_num_threads({threads})\n"
             "from eval.bench import sam_attention as b\n"
             f"inputs = b._inputs({length}, {backward})\n"
-            "before = b._rss()\n"
+            "before = b._rss('VmRSS')\n"
             f"b._step({name!r}, inputs, {backward})\n"
-            "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            "print(json.dumps(b._rss('VmHWM') - before))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"memory probe for {name} at L={length} failed:\n{done.stderr}")
     return int(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def _rss(field: str) -> int:
+    """VmRSS (now) or VmHWM (high-water mark) of this process, bytes. Not getrusage's ru_maxrss: Linux carries
+    that across fork and exec, so a child would report its parent's peak."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
 
 
-def _median_time(fn, repeats: int) -> float:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _median_time(fn, repeats: int, clock=time.perf_counter) -> float:
     fn()  # warm-up: allocator, MKL's buffers
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
-def matmul_peak(repeats: int = 5, n: int = 2048) -> float:
+def matmul_peak(repeats: int = 5, n: int = 2048, clock=time.perf_counter) -> float:
     """GFLOP/s of a large square fp32 `torch.mm` on the current thread count."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n ** 3 / _median_time(lambda: torch.mm(a, b), repeats) / 1e9
+    return 2 * n ** 3 / _median_time(lambda: torch.mm(a, b), repeats, clock) / 1e9
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,13 +179,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lengths", type=int, nargs="+", default=list(GRIDS), choices=list(GRIDS))
     p.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
     p.add_argument("--memory", action="store_true", help="also the peak RSS of each case (one process each)")
+    p.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                   help="cpu: this process's CPU time (all its threads), for a machine other jobs share: on one "
+                        "thread it leaves out the time the OS gives to them")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    peak = matmul_peak()
+    clock = CLOCKS[args.clock]
+    peak = matmul_peak(clock=clock)
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     print(f"SAM global attention, B=1, {HEADS} heads, head dim {HEAD_DIM}, fp32, {args.threads} thread(s), "
-          f"median of {args.repeats}; fp32 mm peak {peak:.0f} GFLOP/s; load average {load}")
+          f"median of {args.repeats}, {args.clock} clock; fp32 mm peak {peak:.0f} GFLOP/s; load average {load}")
     print("| L (grid) | kernel | pass | time (ms) | GFLOP/s | of peak | saved for bwd (MiB) |"
           + (" peak RSS (MiB) |" if args.memory else ""))
     print("|---|---|---|---|---|---|---|" + ("---|" if args.memory else ""))
@@ -188,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             saved = _saved_bytes(name, length) / 2 ** 20
             for backward in (False, True):
                 inputs = _inputs(length, grad=backward)
-                seconds = _median_time(lambda: _step(name, inputs, backward), args.repeats)
+                seconds = _median_time(lambda: _step(name, inputs, backward), args.repeats, clock)
                 flops = forward_flops * (3.5 if backward else 1.0)
                 row = (f"| {length} ({h}x{w}) | {name} | {'fwd+bwd' if backward else 'fwd'} | {seconds * 1e3:.0f} | "
                        f"{flops / seconds / 1e9:.1f} | {flops / seconds / 1e9 / peak:.0%} | "
