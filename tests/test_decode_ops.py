@@ -232,3 +232,13 @@ def test_a_static_step_does_not_sync(tiny):
         with SyncCounter() as syncs:
             static_step(model, cache, embeds, positions, torch.tensor([ids.shape[1]]))
     assert syncs.total == 0, dict(syncs.counts)
+
+
+def test_moving_the_model_drops_its_derived_weights(tiny):
+    model = copy.deepcopy(tiny)
+    model.generate(torch.tensor([[0, 40, 41]]), max_new_tokens=2, eos_token_id=-1)
+    assert model.decoder.layers[0].self_attn.qkv.weight is not None
+    assert model.decoder.layers[1].mlp.experts._views.value is not None
+    model.to(torch.float64)
+    assert all(layer.self_attn.qkv.weight is None for layer in model.decoder.layers)
+    assert all(layer.mlp.experts._views.value is None for layer in model.decoder.layers[1:])

@@ -7,7 +7,8 @@ token, so inference concatenates the three weights once and keeps the result unt
 - changed in place (`load_state_dict`, an optimizer step, `copy_`): the weight's version counter moves;
 - replaced (`model.to(...)`, `p.data = ...`): its storage (data pointer), dtype, device or shape differ. The cache
   holds an alias of each source weight, so its storage cannot be freed and its address reused by a new weight
-  meanwhile.
+  meanwhile; the owning module drops the cache in `_apply` (`.to`, `.cuda`, `.half`), so moving a model frees
+  the old copies at once rather than at the next forward.
 
 The fused path is skipped (None: the caller runs the separate layers) whenever it could differ from calling the
 modules: an autograd graph to record (training keeps three layers, so what autograd saves is unchanged), a
@@ -36,6 +37,10 @@ class FusedProjection:
     """Holds the concatenated weight (and bias) of a group of Linears; not a module (nothing is saved)."""
 
     def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop the fused copy (and the aliases that keep the source weights' storage alive)."""
         self._sources: tuple[torch.Tensor, ...] = ()
         self._versions: tuple[int, ...] = ()
         self.weight: torch.Tensor | None = None

@@ -135,13 +135,19 @@ class RoutedExperts(nn.Module):
             outs.append(torch.mm(h, down_t[e]))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
 
+    def _apply(self, fn, recurse=True):
+        self._views.value = None  # `.to()` and friends: the kept views are of the old storage (and pin it)
+        return super()._apply(fn, recurse)
+
     def _expert_views(self) -> tuple[tuple[torch.Tensor, ...], ...]:
         """Per expert, (in, out) views of the three stacked weights. Views follow in-place updates of their
         storage, so without autograd they are kept until a weight is replaced (another storage, dtype or
         shape: `model.to`, `p.data = ...`; the kept views hold the old storage, so its address is not reused);
         with autograd they are taken afresh (a view recorded in an earlier graph must not be reused)."""
         weights = (self.gate_proj, self.up_proj, self.down_proj)
-        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+        if (torch.is_grad_enabled() and any(w.requires_grad for w in weights)) or any(
+                hasattr(w, "ds_id") for w in weights):
+            # Autograd, or DeepSpeed ZeRO-3 (kept views would pin each gathered copy in memory): fresh views.
             return tuple(w.transpose(1, 2).unbind(0) for w in weights)
         key = tuple((w.data_ptr(), w.dtype, w.device, w.shape) for w in weights)
         if self._views.value is None or self._views.value[0] != key:

@@ -137,6 +137,11 @@ class SelfAttention(nn.Module):
         self.o_proj = nn.Linear(num_heads * self.head_dim, dim, bias=False)
         self.qkv = FusedProjection()
 
+    def _apply(self, fn, recurse=True):
+        # `.to()`, `.cuda()`, `.half()`: the fused copy is of the old tensors (and keeps their storage alive).
+        self.qkv.clear()
+        return super()._apply(fn, recurse)
+
     def project(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """x (B, L, dim) -> q (B, H, L, D), k, v (B, Hkv, L, D), RoPE applied to q and k (views, not copies,
         of the rotated and projected tensors)."""
