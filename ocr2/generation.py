@@ -11,6 +11,7 @@ This module imports the decoder, not the model: `OCR2Model.generate` is a thin c
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Callable
 
 import torch
@@ -59,7 +60,8 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
     capacity = length + max_new_tokens - 1
     step = None  # the static path's one-token step; None: every step is a model forward
     if static_cache:
-        cache = StaticKVCache(len(model.decoder.layers), capacity, for_compile=bool(compile))
+        cache = _static_cache(len(model.decoder.layers), capacity, model.config.decoder.max_position_embeddings,
+                              bool(compile))
         step = _compiled_step(_compile_mode(compile, device)) if compile else static_step
         index = torch.full((1,), length, dtype=torch.long, device=device)  # the cache slot of the next input
     else:
@@ -107,6 +109,27 @@ def static_step(model, cache: StaticKVCache, embeds: torch.Tensor, positions: to
     what `torch.compile` captures."""
     hidden = model.decoder.forward_static(embeds, positions, cache, index)
     return model.lm_head(hidden[:, -1]).float()
+
+
+_REUSED = threading.local()  # per thread: the compiled path's one StaticKVCache (see `_static_cache`)
+STATIC_CAPACITY_STEP = 256
+
+
+def _static_cache(num_layers: int, needed: int, max_positions: int, for_compile: bool) -> StaticKVCache:
+    """A static cache of at least `needed` positions, rounded up to a multiple of STATIC_CAPACITY_STEP (at most
+    the model's positions) so prompts of nearby lengths share one compiled step instead of one each. When
+    compiling, the thread's previous cache is reused if it has that capacity: a CUDA graph is recorded for the
+    cache's addresses, and a fresh cache per call would re-record it every call."""
+    capacity = min(-(-needed // STATIC_CAPACITY_STEP) * STATIC_CAPACITY_STEP, max(max_positions, needed))
+    if not for_compile:
+        return StaticKVCache(num_layers, capacity)
+    cache = getattr(_REUSED, "cache", None)
+    if cache is not None and cache.capacity == capacity and len(cache.keys) == num_layers:
+        cache.reset()
+        return cache
+    _REUSED.cache = None  # let the previous buffers go before the new ones are allocated
+    _REUSED.cache = StaticKVCache(num_layers, capacity, for_compile=True)
+    return _REUSED.cache
 
 
 def _compile_mode(compile: bool | str, device: torch.device) -> str:

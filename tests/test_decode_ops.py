@@ -166,6 +166,22 @@ def test_compiled_static_step_decodes_the_same_ids(tiny):
     assert torch.equal(out, ref)
 
 
+@pytest.mark.slow  # shares the compile above when run after it; compiles once itself otherwise
+def test_compiled_calls_reuse_one_cache_across_prompt_lengths(tiny):
+    """A CUDA graph replays over the addresses it was recorded with: a second call (a shorter prompt, the same
+    capacity bucket) must decode over the same buffers, and still give the default path's ids."""
+    from ocr2 import generation
+
+    ids, mask = _padded_batch(tiny.config)
+    greedy_decode(tiny, ids, attention_mask=mask, max_new_tokens=12, eos_token_id=-1, compile=True)
+    first = generation._REUSED.cache.keys[0]
+    shorter, short_mask = ids[:, 2:], mask[:, 2:]
+    ref = greedy_decode(tiny, shorter, attention_mask=short_mask, max_new_tokens=12, eos_token_id=-1)
+    out = greedy_decode(tiny, shorter, attention_mask=short_mask, max_new_tokens=12, eos_token_id=-1, compile=True)
+    assert generation._REUSED.cache.keys[0] is first  # the same tensor (an address alone could be recycled)
+    assert torch.equal(out, ref)
+
+
 def test_static_cache_needs_a_cache(tiny):
     with pytest.raises(ValueError, match="use_cache"):
         greedy_decode(tiny, torch.tensor([[0, 40]]), max_new_tokens=2, use_cache=False, static_cache=True)

@@ -12,7 +12,9 @@ treat as dynamic (no CUDA graph). Here a step's shapes never change:
 
 Prefill goes through the ordinary `update` (Python slices, one call per prompt); only the one-token steps take the
 static form. Cost: every step attends over `capacity` keys instead of the filled ones (so give a capacity close to
-what will be used). Written for `torch.compile(mode="reduce-overhead")` on CUDA; on CPU it is tested against the
+what will be used). A compiled step is specialised to its shapes and a CUDA graph to its addresses, so
+`greedy_decode` rounds capacities up to a multiple of 256 and, when compiling, reuses one cache per thread across
+calls (`reset`): it keeps that cache's memory between generations. Written for `torch.compile(mode="reduce-overhead")` on CUDA; on CPU it is tested against the
 default path (same ids), while capture by CUDA graphs has not been run by the tests here (no GPU).
 """
 
@@ -41,6 +43,23 @@ class StaticKVCache(KVCache):
             torch._dynamo.mark_static_address(t)
         return t
 
+    def reset(self) -> None:
+        """Empty the cache for another generation, keeping its buffers (zeroed): a compiled step replays its
+        CUDA graph only over the addresses it was recorded with, so a decoding loop reuses one cache."""
+        self.lengths = [0] * len(self.lengths)
+        self.key_mask = None
+        for buf in self.keys + self.values:
+            if buf is not None:
+                buf.zero_()
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        buf = self.keys[layer]
+        if self.lengths[layer] == 0 and buf is not None and (
+                buf.shape[:2] != k.shape[:2] or buf.shape[3] != k.shape[3] or buf.dtype != k.dtype
+                or buf.device != k.device):
+            self.keys[layer] = self.values[layer] = None  # a reused cache, another batch or model: new buffers
+        return super().update(layer, k, v)
+
     def _new_buffer(self, like: torch.Tensor, size: int) -> torch.Tensor:
         if size > self.capacity:
             raise ValueError(f"a static KV cache holds {self.capacity} positions, {size} were asked for")
@@ -53,8 +72,14 @@ class StaticKVCache(KVCache):
         base = torch.ones(b, cap, dtype=torch.bool, device=buf.device)
         if self.key_mask is not None:
             base[:, :self.key_mask.shape[1]] = self.key_mask
-        self.visible_base = self._static(base[:, None, None, :])
-        self.slots = self._static(torch.arange(cap, device=buf.device))
+        base = base[:, None, None, :]
+        if self.visible_base is not None and self.visible_base.shape == base.shape and \
+                self.visible_base.device == base.device:
+            self.visible_base.copy_(base)  # in place: the address a recorded graph reads
+        else:
+            self.visible_base = self._static(base)
+        if self.slots is None or self.slots.shape[0] != cap or self.slots.device != buf.device:
+            self.slots = self._static(torch.arange(cap, device=buf.device))
 
     def visible(self, index: torch.Tensor) -> torch.Tensor:
         """(B, 1, 1, capacity) bool: the keys a query written at `index` sees."""
