@@ -34,7 +34,8 @@ def greedy_decode(model, input_ids: torch.Tensor | None = None, global_views=Non
     `max_position_embeddings` (generation stops at the model's last position).
 
     `static_cache`: decoding steps over a fixed-shape cache (ocr2/modeling/static_cache.py: the whole
-    prompt + max_new_tokens buffer under a mask, so keep max_new_tokens near what is needed). `compile`: the
+    prompt + max_new_tokens buffer, rounded up to a multiple of 256, under a mask; keep max_new_tokens near what is
+    needed). `compile`: the
     same steps through `torch.compile` (implies `static_cache`); True is mode "reduce-overhead" (CUDA graphs)
     on CUDA and the default mode elsewhere, or give a mode name. Same ids as the default path (tested on CPU)."""
     if (input_ids is None) == (inputs_embeds is None):
