@@ -43,17 +43,20 @@ def _assert_close(got, ref, tol):
         assert (a - b).abs().max().item() <= tol, name
 
 
-# Block budgets (scores per block) that exercise each way of cutting: 64 gives blocks of 8 rows, the last ragged
-# (35 and 36 tokens are not multiples of 8); "heads" groups 4 whole batch-heads per block, so 6 batch-heads end in
-# a ragged group of 2; 2^30 is one block for everything.
-BUDGETS = {"rows": lambda length: 64, "heads": lambda length: 4 * length * length, "one": lambda length: 1 << 30}
+# Block budgets (scores per block: grouped heads, rows of one head) that exercise each way of cutting: "rows" gives
+# blocks of 8 rows, the last ragged (35 and 36 tokens are not multiples of 8); "heads" groups 4 whole batch-heads
+# per block, so 6 batch-heads end in a ragged group of 2; "one" is one block for everything.
+BUDGETS = {"rows": lambda length: (64, 64), "heads": lambda length: (4 * length * length, 0),
+           "one": lambda length: (1 << 30, 1 << 30)}
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 @pytest.mark.parametrize("grid", [(5, 7), (9, 4), (14, 14)], ids=["5x7", "9x4", "14x14"])
 @pytest.mark.parametrize("budget", list(BUDGETS))
 def test_blocked_kernel_equals_dense_bias(monkeypatch, dtype, grid, budget):
-    monkeypatch.setattr(kernel, "_BLOCK_SCORES", BUDGETS[budget](grid[0] * grid[1]))
+    head_scores, row_scores = BUDGETS[budget](grid[0] * grid[1])
+    monkeypatch.setattr(kernel, "_HEAD_BLOCK_SCORES", head_scores)
+    monkeypatch.setattr(kernel, "_ROW_BLOCK_SCORES", row_scores)
     inputs = _inputs(*grid, dtype=dtype)
     _assert_close(_run(kernel.rel_pos_attention, inputs), _run(_eager, inputs), TOL[dtype])
 

@@ -20,10 +20,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-# Scores per block (all batch-heads of the block together). Measured on the 2-core CPU over the 64x64 global grid
-# and the 48x48 crops: 2^19 (128 rows of a 4096-token grid, 2 MiB of fp32) keeps the block's elementwise passes in
-# L2/L3 while its GEMMs still have enough rows to run near the machine's matmul rate.
-_BLOCK_SCORES = 1 << 19
+# Scores per block, measured on the 2-core CPU (1 and 2 threads). Short sequences (the 14x14 windows) group whole
+# batch-heads, about 2^19 scores (2 MiB of fp32: 13 windows' heads) so a block's passes stay in L2/L3. Long ones
+# (the 64x64 and 48x48 global grids) take blocks of rows of one head, about 2^21 scores (512 rows of a 4096-token
+# grid): as fast as 2^19 on one thread, and with fewer, larger ops per head they lose less time to thread
+# synchronisation on two (2x less in fwd+bwd when the cores are shared with other jobs).
+_HEAD_BLOCK_SCORES = 1 << 19
+_ROW_BLOCK_SCORES = 1 << 21
 
 # Scores are kept in base 2: exp2 is ~3x faster than exp on this CPU (torch's exp takes a slower, more accurate
 # path), and the change of base is free, folded into the (rows, d) query block and the (rows, h + w) bias factors.
@@ -50,14 +53,14 @@ def _bias(rel_h: torch.Tensor, rel_w: torch.Tensor) -> torch.Tensor:
     return (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)
 
 
-def _blocks(batch: int, length: int, scores: int) -> list[tuple[slice, slice]]:
-    """(batch-heads, query rows) slices covering (batch, length), each about `scores` scores (heads x rows x length).
-    A short sequence (the 14x14 windows) groups whole heads, so its GEMMs are batched and Python overhead stays
-    small; a long one takes one head and at least 8 rows per block."""
-    if length * length <= scores:
-        heads = scores // (length * length)
+def _blocks(batch: int, length: int) -> list[tuple[slice, slice]]:
+    """(batch-heads, query rows) slices covering (batch, length). A short sequence groups whole heads, about
+    `_HEAD_BLOCK_SCORES` scores per block, so its GEMMs are batched and Python overhead stays small; a long one
+    takes one head and about `_ROW_BLOCK_SCORES` scores (at least 8 rows) per block."""
+    if length * length <= _HEAD_BLOCK_SCORES:
+        heads = _HEAD_BLOCK_SCORES // (length * length)
         return [(slice(s, min(s + heads, batch)), slice(0, length)) for s in range(0, batch, heads)]
-    rows = max(8, scores // length)
+    rows = max(8, _ROW_BLOCK_SCORES // length)
     return [(slice(b, b + 1), slice(s, min(s + rows, length))) for b in range(batch) for s in range(0, length, rows)]
 
 
@@ -73,7 +76,7 @@ class _BlockedRelPosAttention(torch.autograd.Function):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         batch, length, d = q.shape
         h, w = rel_h.shape[-1], rel_w.shape[-1]
-        blocks = _blocks(batch, length, _BLOCK_SCORES)
+        blocks = _blocks(batch, length)
         scale = d ** -0.5 * _LOG2E
         out = torch.empty_like(q)
         lse = q.new_empty(batch, length)  # base 2
@@ -95,7 +98,7 @@ class _BlockedRelPosAttention(torch.autograd.Function):
         q, k, v, rel_h, rel_w, out, lse = ctx.saved_tensors
         batch, length, d = q.shape
         h, w = rel_h.shape[-1], rel_w.shape[-1]
-        blocks = _blocks(batch, length, _BLOCK_SCORES)
+        blocks = _blocks(batch, length)
         scale = d ** -0.5
         grad_out = grad_out.contiguous()
         delta = (grad_out * out).sum(dim=-1, keepdim=True)  # rowsum(dO * O) = rowsum(P * dP)
