@@ -11,6 +11,10 @@ With one glyph per token the encoder's queries and the decoder both need only a 
 glyph, and the tiny model learns to read within a few thousand pages. Random glyphs leave nothing to guess: the
 text must be read from the page.
 
+What a reader should ignore varies within the config's ranges (SynthConfig.grid_*: face, size, a whole-grid shift
+and each glyph's jitter, ink and paper shades), so a model that reads these pages has to read glyphs, not
+memorise one drawing of each letter; configs/synth/demo_varied.json also holds out a split drawn outside them.
+
 Ground truth: every line of a text column is one `text_block` (so the page markdown has one paragraph per line),
 in reading order: column by column, top to bottom.
 """
