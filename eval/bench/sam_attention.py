@@ -51,8 +51,8 @@ class _PreviousBlockedRelPosAttention(torch.autograd.Function):
         out = torch.empty_like(q)
         cls = _PreviousBlockedRelPosAttention
         for sl in cls._row_blocks(q.shape[1], cls.FORWARD_SCORES):
-            out[:, sl] = F.scaled_dot_product_attention(q[None, :, sl], k[None], v[None],
-                                                        attn_mask=kernel._bias(rel_h[None, :, sl], rel_w[None, :, sl]))[0]
+            bias = kernel._bias(rel_h[None, :, sl], rel_w[None, :, sl])
+            out[:, sl] = F.scaled_dot_product_attention(q[None, :, sl], k[None], v[None], attn_mask=bias)[0]
         ctx.save_for_backward(q, k, v, rel_h, rel_w, out)
         return out
 
