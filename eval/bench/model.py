@@ -470,11 +470,12 @@ def load_line(when: str) -> str:
 def run(args, device, dtype, only: set[str]) -> list[str]:
     """Measure and return the report's lines (the load average is printed as the run starts, too)."""
     start_load = load_line("at start")
+    commit = git_commit()  # at the start: other work may commit while this runs (subprocesses import later)
     print(start_load, flush=True)
     peak = matmul_peak(device, dtype)
     rows, info = measure(args, device, dtype, only)
     if getattr(args, "json", None):
-        raw = {"args": {k: v for k, v in vars(args).items()}, "peak_flops": peak, "commit": git_commit(),
+        raw = {"args": {k: v for k, v in vars(args).items()}, "peak_flops": peak, "commit": commit,
                "load_start": start_load, "load_end": load_line("at end"),
                "flops": {k: dataclasses.asdict(f) for k, f in info["flops"].items()},
                "rows": [dict(label=r.label, kind=r.kind, scale=r.scale, ours=r.ours.values, port=r.port.values,
@@ -483,7 +484,7 @@ def run(args, device, dtype, only: set[str]) -> list[str]:
         Path(args.json).write_text(json.dumps(raw, indent=1, default=str))
     lines = [f"ocr2-bench: size={args.size} ({info['params'] / 1e6:.1f} M parameters), device={device}, "
              f"dtype={args.dtype}, backend={args.backend}, crops={args.crops}, repeats={args.repeats}, "
-             f"threads={torch.get_num_threads()}, torch {torch.__version__}, commit {git_commit()}",
+             f"threads={torch.get_num_threads()}, torch {torch.__version__}, commit {commit} at the start",
              f"page: 1 global view + {args.crops} crops, {info['positions']} decoder positions; generation: "
              f"{args.new_tokens} new tokens; decode steps over {', '.join(map(str, args.cache_lens))} cached positions",
              f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s ({args.dtype} torch.mm, {torch.get_num_threads()} "
