@@ -78,7 +78,7 @@ def _score_splits(model: Path, data: Path, splits: list[str], args, name: str, r
 
 def _wanted_build(args) -> dict:
     """What `ocr2-data synth` records for the dataset this demo asks for (compared with what is on disk)."""
-    from data_pipelines.synth.config import SynthConfig
+    from data_pipelines import SynthConfig
 
     config = SynthConfig.load(ROOT / args.synth_config).to_dict()
     splits = {"train": args.train_pages, "validation": args.eval_pages, **dict.fromkeys(config["extra_splits"],
