@@ -167,17 +167,8 @@ def test_zero_init_build_equals_the_ordinary_build(probed, case):
     assert [rank["mismatches"] for rank in probed[case]] == [[], []]
 
 
-@pytest.mark.slow
-def test_zero3_with_zero_init_trains_like_zero0_from_a_fresh_init(pages, tmp_path):
-    common = ["max_steps=3", "checkpoint.every=3"]
-    run_train(pages, tmp_path / "zero0", common, nproc=2)
-    proc = run_train(pages, tmp_path / "zero3", [*common, "trainer=zero3"], nproc=2)
-    assert "built under deepspeed.zero.Init" in proc.stdout + proc.stderr
-    zero0, zero3 = losses(tmp_path / "zero0"), losses(tmp_path / "zero3")
-    assert zero0.keys() == zero3.keys() == {1, 2, 3}
-    assert max(abs(zero0[s] - zero3[s]) for s in zero0) <= 1e-5
-
-
+# Training after the build is the ordinary ZeRO-3 path; that a fresh zero.Init build is bit for bit the ordinary one
+# is checked above (case "fresh"), so one training comparison (from init_from, the fine-tuning start) suffices.
 @pytest.mark.slow
 def test_zero3_with_zero_init_trains_like_zero0_from_init_from(pages, base_run, tmp_path):
     common = ["max_steps=3", "checkpoint.every=3", f"init_from={base_run}", "model=checkpoint", "stage.lr=1e-3"]
