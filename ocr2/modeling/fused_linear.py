@@ -33,7 +33,21 @@ def _plain(linear: nn.Module) -> bool:
             and not w.is_inference())
 
 
-class FusedProjection:
+class _EmptyWhenCopied:
+    """Derived state starts empty in a copy or a pickle of its module: it is rebuilt on first use, never duplicated
+    or saved (subclasses take no constructor arguments)."""
+
+    def __deepcopy__(self, memo):
+        return type(self)()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+
+class FusedProjection(_EmptyWhenCopied):
     """Holds the concatenated weight (and bias) of a group of Linears; not a module (nothing is saved)."""
 
     def __init__(self):
@@ -45,16 +59,6 @@ class FusedProjection:
         self._versions: tuple[int, ...] = ()
         self.weight: torch.Tensor | None = None
         self.bias: torch.Tensor | None = None
-
-    # A copy or a pickle of the module starts empty: the cache is derived state, rebuilt on first use.
-    def __deepcopy__(self, memo):
-        return type(self)()
-
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        self.__init__()
 
     def _fresh(self, tensors: tuple[torch.Tensor, ...]) -> bool:
         return (len(tensors) == len(self._sources)
@@ -91,18 +95,9 @@ class FusedProjection:
         self._versions = tuple(t._version for t in tensors)
 
 
-class DerivedState:
+class DerivedState(_EmptyWhenCopied):
     """A slot for tensors derived from a module's weights (`value`), empty again in a copy or a pickle of the
     module: derived state is rebuilt on first use, never duplicated or saved."""
 
     def __init__(self):
         self.value = None
-
-    def __deepcopy__(self, memo):
-        return type(self)()
-
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        self.__init__()
