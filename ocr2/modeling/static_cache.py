@@ -14,8 +14,9 @@ Prefill goes through the ordinary `update` (Python slices, one call per prompt);
 static form. Cost: every step attends over `capacity` keys instead of the filled ones (so give a capacity close to
 what will be used). A compiled step is specialised to its shapes and a CUDA graph to its addresses, so
 `greedy_decode` rounds capacities up to a multiple of 256 and, when compiling, reuses one cache per thread across
-calls (`reset`): it keeps that cache's memory between generations. Written for `torch.compile(mode="reduce-overhead")` on CUDA; on CPU it is tested against the
-default path (same ids), while capture by CUDA graphs has not been run by the tests here (no GPU).
+calls (`reset`): it keeps that cache's memory between generations. Written for
+`torch.compile(mode="reduce-overhead")` on CUDA; on CPU it is tested against the default path (same ids), while
+capture by CUDA graphs has not been run by the tests here (no GPU).
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ class SelfAttention(nn.Module):
         self.qkv = FusedProjection()
 
     def _apply(self, fn, recurse=True):
-        # `.to()`, `.cuda()`, `.half()`: the fused copy is of the old tensors (and keeps their storage alive).
+        # A device or dtype move (`.to(...)`, `.half()`): the fused copy is of the old tensors (and keeps their storage
+        # alive).
         self.qkv.clear()
         return super()._apply(fn, recurse)
 
