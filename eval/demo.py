@@ -5,10 +5,14 @@
    configs/synth/prose.json gives two-column prose pages, which the tiny model does not learn to read in this
    budget, docs/demo.md). Besides `validation` (held-out pages drawn like the training pages) the config's
    `extra_splits` add `validation_unseen`: pages in a font family, at glyph sizes and offsets no training page has;
-2. scores the untrained model on both held-out splits (the "before" rows): `ocr2-train experiment=demo
+2. pretrains the vision tokenizer to name the glyph under each visual token (`python -m train.tokenizer_pretrain`,
+   on the training pages only; `--tokenizer-steps 0` skips it and keeps the random tokenizer): the stand-in for
+   the pretrained SAM + compressor the paper starts from. The reader below loads it and keeps it frozen
+   (`init_from=RUN/tokenizer init_modules=[vision_tokenizer]`);
+3. scores the untrained reader on both held-out splits (the "before" rows): `ocr2-train experiment=demo
    max_steps=0` writes the very model training starts from (same config, same seed) as a checkpoint;
-3. trains it with `ocr2-train experiment=demo` (DeepSpeed on CPU, checkpoints, metrics.jsonl);
-4. scores the trained model on the same pages (the "after" rows), prints the table and writes
+4. trains it with `ocr2-train experiment=demo` (DeepSpeed on CPU, checkpoints, metrics.jsonl);
+5. scores the trained model on the same pages (the "after" rows), prints the table and writes
    `demo_metrics.md`, `loss.png` and `ned.png` under the run directory.
 
 Every stage is the real command a researcher would run; this script only chains them. Both checkpoints are read
@@ -51,6 +55,8 @@ def _fmt(value: float | None) -> str:
 # The held-out splits scored, in table order: pages drawn like the training pages, then (when the synth config
 # has it) pages drawn in a font family, at sizes and offsets no training page has (configs/synth/demo_varied.json).
 HELD_OUT = {"validation": "in-distribution", "validation_unseen": "unseen renderings"}
+# Vision-tokenizer pretraining steps before the reader trains (train/tokenizer_pretrain.py; docs/demo.md).
+TOKENIZER_STEPS = 1500
 
 
 def _score(run: Path, data: Path, split: str, limit: int, max_new_tokens: int, out_dir: Path) -> dict:
@@ -111,11 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-pages", type=int, default=32)
     p.add_argument("--steps", type=int, default=None, help="training steps (default: configs/experiment/demo.yaml)")
     p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--tokenizer-steps", type=int, default=TOKENIZER_STEPS,
+                   help="vision-tokenizer pretraining steps (train/tokenizer_pretrain.py); 0: keep it random")
     p.add_argument("overrides", nargs="*", help="extra ocr2-train overrides, e.g. stage.lr=1e-3")
     args = p.parse_args(argv)
     start = time.perf_counter()
     data, run_dir = ROOT / args.data, ROOT / args.run_dir
-    common = [f"data.path={data}", "checkpoint.resume=never", *args.overrides]
+    tokenizer_dir = run_dir / "tokenizer"
+    init = ([f"init_from={tokenizer_dir}", "init_modules=[vision_tokenizer]"] if args.tokenizer_steps else [])
+    common = [f"data.path={data}", "checkpoint.resume=never", *init, *args.overrides]
     overrides = [*common, f"run_dir={run_dir}"] + ([f"max_steps={args.steps}"] if args.steps else [])
 
     if not _dataset_is_current(data, args):
@@ -124,6 +134,12 @@ def main(argv: list[str] | None = None) -> None:
               "--validation", str(args.eval_pages), "--config", str(ROOT / args.synth_config)], "synthetic pages")
     splits = _held_out_splits(data)
     run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = None
+    if args.tokenizer_steps:
+        _run([sys.executable, "-m", "train.tokenizer_pretrain", "--out", str(tokenizer_dir), "--steps",
+              str(args.tokenizer_steps), "--eval-pages", str(args.eval_pages), "experiment=demo",
+              f"data.path={data}", *args.overrides], "vision tokenizer pretraining (glyph per visual token)")
+        tokenizer = json.loads((tokenizer_dir / "tokenizer_pretrain.json").read_text())["accuracy"][-1]
     untrained = run_dir / "untrained"
     _run([sys.executable, "-m", "train", "experiment=demo", *common, f"run_dir={untrained}", "max_steps=0"],
          "the untrained model (step 0 of the same run)")
@@ -152,6 +168,10 @@ def main(argv: list[str] | None = None) -> None:
              f"visual variation (page-to-page share of the decoder's visual input; ~0 = vision path collapsed): "
              f"{_fmt(before['validation']['summary']['visual_variation'])} before -> "
              f"{_fmt(after['validation']['summary']['visual_variation'])} after\n")
+    if tokenizer is not None:
+        text += ("glyph accuracy of the pretrained vision tokenizer (linear head per visual token): " + ", ".join(
+            f"{HELD_OUT[split]} {tokenizer[split]['glyph_accuracy']:.3f}" for split in splits if split in tokenizer)
+            + f" ({args.tokenizer_steps} steps)\n")
     for split in splits:
         sample = sorted(after[split]["pages"])[0]
         truth = next(p.markdown for p in iter_pages(data, split, args.eval_pages) if p.stem == sample)

@@ -2,7 +2,8 @@
 
 For each run: its resolved config (the swept values), the loss curve (metrics.jsonl) and held-out scores
 (`<run>/eval/metrics.json`, computed here with `--evaluate` when missing) and the flow queries' reading-order
-score (`<run>/eval/reading_order.json`, likewise). Output: `report.md` (table with the
+score (`<run>/eval/reading_order.json`, likewise) and the decoder-side query ablations' page-NED deltas
+(`<run>/eval/query_ablation.json`, likewise; eval/research/query_ablation.py). Output: `report.md` (table with the
 scale and protocol), `loss.png`, and one bar chart per metric (`reading_order_edit.png`, `page_ned.png`, ...).
 Several sweeps of the same variants with different seeds (`ocr2-report multirun/a multirun/a_seed1 ...`) add a
 mean ± std table per variant and `<metric>_seeds.png` (eval/report_seeds.py).
@@ -25,7 +26,12 @@ from eval.report_table import render_markdown_table
 # The reading-order score of the flow queries (eval/research/reading_order_study.py: `<run>/eval/reading_order.json`;
 # the layer-averaged attention's argmax path; n/a for masks without queries).
 READING_ORDER = ["tau_raster", "tau_reading"]
-METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate", "vision_gain", *READING_ORDER]
+# How much the decoder depends on the order of what it is fed: page NED change when the flow outputs are reversed,
+# shuffled or taken from another page (eval/research/query_ablation.py; positive = worse than as fed).
+QUERY_ABLATIONS = ("reverse", "shuffle", "other_page")
+QUERY_DELTAS = [f"delta_{a}" for a in QUERY_ABLATIONS]
+METRICS = ["page_ned", "text_edit", "reading_order_edit", "repetition_rate", "vision_gain", *READING_ORDER,
+           *QUERY_DELTAS]
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -99,6 +105,24 @@ def score_reading_order(run: Path, limit: int) -> None:
     write_outputs(score_pages(model, pages, progress=False), run / "eval")
 
 
+def score_query_ablation(run: Path, limit: int, device: str | None = None) -> None:
+    """The decoder-side query ablations of a run's latest checkpoint on its validation pages, into `<run>/eval/`."""
+    from eval.pages import iter_pages
+    from eval.research.query_ablation import query_ablation, write_outputs
+    from ocr2.pipeline import OCRPipeline
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = OCRPipeline.from_pretrained(run, device=device, batch_size=16)
+    pages = list(iter_pages(run_config(run)["data"]["path"], "validation", limit))
+    write_outputs(query_ablation(pipe, pages, QUERY_ABLATIONS, progress=False), run / "eval")
+
+
+def query_ablation_summary(run: Path) -> dict:
+    path = run / "eval" / "query_ablation.json"
+    summary = json.loads(path.read_text())["summary"] if path.exists() else {}
+    return {f"delta_{a}": summary[a]["delta_ned"] if a in summary else None for a in QUERY_ABLATIONS}
+
+
 def reading_order_summary(run: Path) -> dict:
     path = run / "eval" / "reading_order.json"
     summary = json.loads(path.read_text())["summary"] if path.exists() else {}
@@ -144,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads(metrics_file.read_text())["summary"] if metrics_file.exists() else {}
         if args.evaluate and not (run / "eval" / "reading_order.json").exists():
             score_reading_order(run, args.eval_pages)
-        summary = {**summary, **reading_order_summary(run)}
+        if args.evaluate and not (run / "eval" / "query_ablation.json").exists():
+            score_query_ablation(run, args.eval_pages, args.device)
+        summary = {**summary, **reading_order_summary(run), **query_ablation_summary(run)}
         scores[name] = summary
         final = next((m["loss"] for m in reversed(steps) if m["loss"] is not None), None)
         rows.append({"run": name, "label": labels[run], "seed": seeds[run], "steps": steps[-1]["step"] if steps else 0,

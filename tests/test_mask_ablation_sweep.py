@@ -33,3 +33,4 @@ def test_one_sweep_trains_every_variant_and_the_report_tables_them(tmp_path):
         assert (out / f"{name}.png").stat().st_size > 0, name
     scored = json.loads(next(sweep.rglob("eval/metrics.json")).read_text())
     assert scored["protocol"]["views"] == "single:256"  # the ablation trains on single views and is read with them
+    assert "delta_shuffle" in report and next(sweep.rglob("eval/query_ablation.json")).exists()

@@ -115,3 +115,24 @@ def test_the_command_writes_table_and_plot(tmp_path):
     assert list(summary) == ["none", "shuffle"]
     assert "| shuffle |" in (out / "query_ablation.md").read_text()
     assert (out / "query_ablation.png").stat().st_size > 10_000
+
+
+def test_ocr2_report_shows_the_decoder_ablation_deltas(tmp_path):
+    import json
+
+    import yaml
+
+    from eval.report import main as report_main
+
+    run = tmp_path / "sweep" / "a"
+    (run / "eval").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"encoder": {"mask": "causal_flow"}}}))
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
+    (run / "eval" / "metrics.json").write_text(json.dumps({"summary": {"page_ned": 0.25}}))
+    figures = {"none": 0.25, "reverse": 0.5, "shuffle": 0.75, "other_page": 1.0}
+    (run / "eval" / "query_ablation.json").write_text(json.dumps({"summary": {
+        a: {"page_ned": v, "delta_ned": v - 0.25, "changed": 1.0} for a, v in figures.items()}}))
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    header, _, row = (tmp_path / "out" / "report.md").read_text().splitlines()[:3]
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert (cells["delta_reverse"], cells["delta_shuffle"], cells["delta_other_page"]) == ("0.2500", "0.5000", "0.7500")

@@ -16,23 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ocr2.processing.views import ViewRecipe
-
-
-def view_transform(recipe: ViewRecipe, image_size: tuple[int, int]) -> tuple[float, float, float, float]:
-    """(scale_x, scale_y, offset_x, offset_y): page pixel (x, y) -> global-view pixel (x*sx + ox, y*sy + oy).
-    Mirrors ocr2/processing/image.py::global_view's rounding (short side and offset, round-half-to-even)."""
-    w, h = image_size
-    size = recipe.global_size
-    if recipe.global_resize != "pad":  # squash, and squash_pad (a square squashed view pads to nothing)
-        return size / w, size / h, 0.0, 0.0
-    if w == h:
-        return size / w, size / h, 0.0, 0.0
-    if w > h:
-        rh = round(h / w * size)
-        return size / w, rh / h, 0.0, float(round((size - rh) * 0.5))
-    rw = round(w / h * size)
-    return rw / w, size / h, float(round((size - rw) * 0.5)), 0.0
+from ocr2.processing.views import ViewRecipe, view_transform
 
 
 def _box(block: dict) -> tuple[float, float, float, float] | None:

@@ -52,7 +52,7 @@ from ocr2.processing.image import (
     CROP_SIZE, GLOBAL_SIZE, MAX_CROPS, MIN_CROPS, PageViews, choose_grid, crops, global_view, to_tensor,
 )
 
-__all__ = ["RECIPES", "ViewRecipe", "get_recipe", "get_recipes", "page_views", "recipe_names"]
+__all__ = ["RECIPES", "ViewRecipe", "get_recipe", "get_recipes", "page_views", "recipe_names", "view_transform"]
 
 _RESAMPLE = Image.Resampling.BICUBIC
 GLOBAL_RESIZES = ("pad", "squash", "squash_pad")
@@ -191,3 +191,19 @@ def get_recipes(recipes, config=None) -> tuple[ViewRecipe, ...]:
 def page_views(image: Image.Image, recipe: str | ViewRecipe, config=None) -> PageViews:
     """The one entry point: a page -> its normalised views under `recipe` (names resolved against `config`)."""
     return get_recipe(recipe, config).views(image)
+
+
+def view_transform(recipe: ViewRecipe, image_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(scale_x, scale_y, offset_x, offset_y): page pixel (x, y) -> global-view pixel (x*sx + ox, y*sy + oy).
+    Mirrors ocr2/processing/image.py::global_view's rounding (short side and offset, round-half-to-even)."""
+    w, h = image_size
+    size = recipe.global_size
+    if recipe.global_resize != "pad":  # squash, and squash_pad (a square squashed view pads to nothing)
+        return size / w, size / h, 0.0, 0.0
+    if w == h:
+        return size / w, size / h, 0.0, 0.0
+    if w > h:
+        rh = round(h / w * size)
+        return size / w, rh / h, 0.0, float(round((size - rh) * 0.5))
+    rw = round(w / h * size)
+    return rw / w, size / h, float(round((size - rw) * 0.5)), 0.0
