@@ -16,13 +16,21 @@ VOCABULARIES = ("faker", "random")
 # Page shapes as width / height.
 PAGE_FORMATS = {"a4": 1 / 1.414, "letter": 8.5 / 11, "narrow": 0.6, "square": 1.0, "landscape": 1.414,
                 "slide": 16 / 9}
-LAYOUTS = ("single", "two_column", "three_column", "sidebar", "mixed", "glyph_grid")
+LAYOUTS = ("single", "two_column", "three_column", "sidebar", "mixed", "glyph_grid", "glyph_columns")
 ELEMENTS = ("paragraph", "heading", "list", "table", "pull_quote", "figure")
 
 
 # Pages no reader can open are not worth rendering: at 8192 px the long side of an A4/letter page is ~48 MPx, under
 # Pillow's 89.5 MPx decompression-bomb limit that ocr2.processing.image.load_image applies.
 MAX_LONG_SIDE = 8192
+
+
+def page_size(fmt: str, long_side: int) -> tuple[int, int]:
+    """(width, height) in px of a page of format `fmt` (PAGE_FORMATS) whose long side is `long_side`."""
+    aspect = PAGE_FORMATS[fmt]
+    if aspect >= 1:
+        return long_side, round(long_side / aspect)
+    return round(long_side * aspect), long_side
 
 
 @dataclass
@@ -96,6 +104,24 @@ class SynthConfig:
     grid_background: tuple[int, int] | None = None
     grid_plain: float = 0.0
     grid_alphabet: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    # glyph_columns layout (data_pipelines/synth/glyph_columns.py: the elements, their reading order and the
+    # fitting rule): the glyph grid's cells, nuisances, grid_cols (glyphs per line) and grid_column_gap, laid out
+    # so that reading order is not raster order. columns_count: text columns per page, [lo, hi]; every row below
+    # the heading holds a line in each. columns_fewer: when the drawn count does not fit the page, draw the most
+    # that do (never fewer than lo); False: a ValueError. columns_p_heading: the share of pages with a heading
+    # line across the text columns in the top row. columns_p_figure: the share with a figure (no text) of
+    # columns_figure_rows cells, [lo, hi], interrupting one column. columns_p_sidebar: the share with a sidebar of
+    # columns_sidebar_width cells, [lo, hi], on a shaded panel at the left or right edge, columns_sidebar_gap
+    # empty cells from the text columns, read last. SynthConfig refuses a config whose smallest page of some
+    # format could ask for more than fits.
+    columns_count: tuple[int, int] = (2, 4)
+    columns_fewer: bool = True
+    columns_p_heading: float = 0.5
+    columns_p_figure: float = 0.33
+    columns_figure_rows: tuple[int, int] = (1, 2)
+    columns_p_sidebar: float = 0.25
+    columns_sidebar_width: tuple[int, int] = (1, 1)
+    columns_sidebar_gap: int = 0
     # Splits rendered beside `validation`, with as many pages, from this config with the given fields replaced,
     # e.g. {"validation_unseen": {"grid_fonts": ["cm_roman"]}}: held-out renderings in the same dataset.
     extra_splits: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -126,6 +152,7 @@ class SynthConfig:
             raise ValueError("SynthConfig: grid_cell must be >= 8 px, grid_column_gap >= 0 and grid_alphabet "
                              f"non-blank, got {self.grid_cell}, {self.grid_column_gap}, {self.grid_alphabet!r}")
         self._check_glyph_grid()
+        self._check_glyph_columns()
         for name, overrides in self.extra_splits.items():
             if name in ("train", "validation") or not name.replace("_", "").isalnum():
                 raise ValueError(f"SynthConfig.extra_splits: {name!r} must be a new split name (letters, digits, _)")
@@ -162,6 +189,27 @@ class SynthConfig:
             raise ValueError(f"SynthConfig: grid_ink {self.grid_ink} must be darker than grid_background "
                              f"{self.grid_background} (no overlap), or the glyphs may vanish")
 
+    def _check_glyph_columns(self) -> None:
+        for name in ("columns_count", "columns_figure_rows", "columns_sidebar_width"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"SynthConfig.{name} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
+        for name in ("columns_p_heading", "columns_p_figure", "columns_p_sidebar"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"SynthConfig.{name} must be a share within [0, 1], got {getattr(self, name)}")
+        if self.columns_sidebar_gap < 0:
+            raise ValueError(f"SynthConfig.columns_sidebar_gap must be >= 0 cells, got {self.columns_sidebar_gap}")
+        if self.layouts.get("glyph_columns", 0) > 0:
+            from data_pipelines.synth.glyph_columns import check_fits  # it imports the drawing code
+
+            for fmt, weight in self.page_formats.items():
+                if weight > 0:
+                    try:
+                        check_fits(*page_size(fmt, self.long_side[0]), self)
+                    except ValueError as e:
+                        raise ValueError(f"SynthConfig: the smallest {fmt} page of long_side {self.long_side} "
+                                         f"cannot hold every glyph_columns element at once: {e}") from None
+
     def glyph_size_ranges(self) -> tuple[tuple[float, float], ...]:
         size = self.grid_glyph_size
         return size if isinstance(size[0], tuple) else (size,)
@@ -194,7 +242,8 @@ class SynthConfig:
             d["degrade"] = DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in d["degrade"].items()})
         for k in ("long_side", "body_size", "margin", "fill", "font_dirs", "word_length", "fonts", "grid_rows",
-                  "grid_cols", "grid_columns", "grid_glyph_size", "grid_fonts", "grid_ink", "grid_background"):
+                  "grid_cols", "grid_columns", "grid_glyph_size", "grid_fonts", "grid_ink", "grid_background",
+                  "columns_count", "columns_figure_rows", "columns_sidebar_width"):
             if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         return cls(**d)

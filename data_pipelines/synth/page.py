@@ -19,15 +19,20 @@ from typing import Any
 from PIL import Image
 
 from data_pipelines.synth.canvas import Canvas
-from data_pipelines.synth.config import PAGE_FORMATS, SynthConfig
+from data_pipelines.synth.config import SynthConfig, page_size
 from data_pipelines.synth.content import TextSource
 from data_pipelines.synth.degrade import degrade, paper_texture
 from data_pipelines.synth.fonts import available_languages, cjk_family, find_cjk_font, latin_families
+from data_pipelines.synth.glyph_columns import draw_glyph_columns
 from data_pipelines.synth.glyph_grid import draw_glyph_grid, glyph_grid_style
 from data_pipelines.synth.layout import compose
 from data_pipelines.synth.style import pick, sample_style
 from ocr2.data.markdown import blocks_to_markdown
 from ocr2.data.schema import make_sample
+
+
+# Layouts of one glyph per visual-token cell: drawn by these, with the page's ink and paper from SynthConfig.grid_*.
+GLYPH_LAYOUTS = {"glyph_grid": draw_glyph_grid, "glyph_columns": draw_glyph_columns}
 
 
 def page_seed(base: int, split: str, index: int) -> int:
@@ -47,7 +52,7 @@ class SyntheticPage:
     lang: str
     layout: str
     degradations: list[str] = field(default_factory=list)
-    rendering: dict[str, Any] = field(default_factory=dict)  # glyph_grid: face, size, offsets (glyph_grid.py)
+    rendering: dict[str, Any] = field(default_factory=dict)  # glyph layouts: face, size, offsets (glyph_grid.py)
 
     def to_sample(self) -> dict[str, Any]:
         return make_sample(self.id, self.image, self.markdown, self.blocks, self.relations, source="synthetic",
@@ -79,25 +84,20 @@ class PageGenerator:
         text = self._source(lang)
         text.reseed(rng.getrandbits(32))
         fmt = pick(rng, cfg.page_formats)
-        long_side = rng.randint(*cfg.long_side)
-        aspect = PAGE_FORMATS[fmt]
-        if aspect >= 1:
-            width, height = long_side, round(long_side / aspect)
-        else:
-            width, height = round(long_side * aspect), long_side
+        width, height = page_size(fmt, rng.randint(*cfg.long_side))
         layout = pick(rng, cfg.layouts)
         if fmt in ("landscape", "slide") and layout == "sidebar":
             layout = "two_column"  # a sidebar squeezed next to a wide, short body reads like two columns anyway
         style = sample_style(rng, self.families, cjk_family(self.cjk_path) if lang == "zh" else None,
                              min(width, height), cfg.body_size, cfg.p_color_background, cfg.p_justify, cfg.fonts)
-        if layout == "glyph_grid":
+        if layout in GLYPH_LAYOUTS:
             style = glyph_grid_style(rng, style, cfg)
         canvas = Canvas(width, height, style.background)
         if rng.random() < cfg.p_paper_texture:
             canvas.image.paste(paper_texture(canvas.image, rng))
         rendering = {}
-        if layout == "glyph_grid":
-            rendering = draw_glyph_grid(canvas, rng, style, cfg)
+        if layout in GLYPH_LAYOUTS:
+            rendering = GLYPH_LAYOUTS[layout](canvas, rng, style, cfg)
         else:
             compose(canvas, rng, text, style, layout, cfg)
         image, applied = degrade(canvas.image, canvas.blocks, rng, cfg.degrade, style.background)
