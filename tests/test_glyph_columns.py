@@ -10,7 +10,7 @@ from data_pipelines.synth.page import PageGenerator
 from eval.research.reading_order_pages import layout_type
 from train_harness import ROOT
 
-CONFIG = SynthConfig.load(ROOT / "configs/synth/order_varied.json")
+CONFIG = SynthConfig.load(ROOT / "configs/synth/order_varied_384.json")  # 6 x 6 cells: room for every element
 # 512² = 8 x 8 cells: four one-cell columns one cell apart (7 cells) beside a one-cell sidebar, every element on.
 WIDE = SynthConfig.from_dict({**CONFIG.to_dict(), "long_side": (512, 512), "columns_count": (4, 4),
                               "columns_fewer": False, "columns_p_heading": 1.0, "columns_p_figure": 1.0,
@@ -126,6 +126,18 @@ def test_glyphs_stay_one_per_cell_and_on_the_page():
 def test_the_config_renders_a_dataset_with_its_held_out_split(tmp_path):
     assert CONFIG.layouts == {"glyph_columns": 1.0} and CONFIG.long_side == (384, 384)
     info = build_synth(tmp_path / "ds", {"train": 2, "validation": 2}, CONFIG)
+    assert info["splits"] == {"train": 2, "validation": 2, "validation_unseen": 2}
+
+
+def test_the_ablation_config_renders_heading_figure_and_sidebar_pages_on_4x4_cells(tmp_path):
+    # configs/synth/order_varied.json: the order ablation's pages, 256² (the demo reader's 16 visual tokens)
+    small = SynthConfig.load(ROOT / "configs/synth/order_varied.json")
+    assert small.long_side == (256, 256)
+    pages = [PageGenerator(small).page(seed) for seed in range(40)]
+    kinds = {b["category_type"] for p in pages for b in p.blocks}
+    assert kinds == {"title", "text_block", "figure"}
+    assert any(p.rendering["sidebar"] for p in pages)
+    info = build_synth(tmp_path / "ds", {"train": 2, "validation": 2}, small)
     assert info["splits"] == {"train": 2, "validation": 2, "validation_unseen": 2}
 
 

@@ -46,6 +46,14 @@ def test_mask_is_one_override():
     assert mc.encoder.mask == "raster"
 
 
+@pytest.mark.parametrize("scheme, visual, query", [("official", "raster", "sequential"), ("shared", "raster", "shared"),
+                                                   ("2d", "2d", "2d")])
+def test_a_position_scheme_is_one_override(scheme, visual, query):
+    # configs/positions/: one name for the encoder's (visual, query) positions, so a sweep crosses them with masks
+    enc = build_model_config(_compose(["experiment=order_ablation", f"+positions={scheme}"]).model).encoder
+    assert (enc.visual_positions, enc.query_positions) == (visual, query)
+
+
 def test_unknown_model_field_is_an_error():
     with pytest.raises(ValueError, match="no_such_field"):
         build_model_config(_compose(["+model.encoder.no_such_field=1"]).model)

@@ -18,7 +18,7 @@ are the fresh ones; only `vision_tokenizer` is meant to be taken from it). Only 
 every other split of the dataset (e.g. `validation`, `validation_unseen`) is scored by glyph accuracy every
 `--eval-every` steps and at the end, and the model is saved at each scoring, so a stopped run keeps its last.
 
-Out, in DIR: the model (`from_pretrained` layout), the glyph head (`glyph_head.safetensors`), `tokenizer_pretrain.json` (settings, the loss curve, glyph
+Out, in DIR: the model (`from_pretrained` layout), the glyph head (`glyph_head/head.safetensors`), `tokenizer_pretrain.json` (settings, the loss curve, glyph
 accuracy per split and step, skipped pages by reason).
 """
 
@@ -49,7 +49,9 @@ from train.glyph_labels import NUM_CLASSES, glyph_labels
 from train.schedule import cosine_lr
 
 COLUMNS = ["id", "image", "blocks"]
-HEAD_FILE = "glyph_head.safetensors"  # the linear glyph classifier on each visual token (for probes; not the model)
+# The linear glyph classifier on each visual token (for probes; not part of the model). In a subfolder: the model
+# loader reads every *.safetensors file beside config.json as weights.
+HEAD_FILE = "glyph_head/head.safetensors"
 
 
 def load_rows(data: Path, split: str) -> list[dict]:
@@ -130,6 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     cfg = _compose(args.overrides)
     out, data = Path(args.out), Path(cfg.data.path)
+    if cfg.get("init_from"):  # e.g. an experiment whose reader starts from this very output
+        print(f"note: init_from={cfg.init_from} is not read here; the tokenizer starts from the seed's fresh build",
+              flush=True)
 
     torch.manual_seed(int(cfg.seed))
     model_cfg = build_run_model_config(cfg)
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("  glyph accuracy at step {}: {}".format(step, ", ".join(
             f"{s} {row[s]['glyph_accuracy']:.3f}" for s in held_out)), flush=True)
         model.save_pretrained(out, reading=reading)
+        (out / HEAD_FILE).parent.mkdir(exist_ok=True)
         save_file({k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(out / HEAD_FILE))
         record["skipped"] = skips.counts()
         (out / "tokenizer_pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
