@@ -56,7 +56,7 @@ def _fmt(value: float | None) -> str:
 # has it) pages drawn in a font family, at sizes and offsets no training page has (configs/synth/demo_varied.json).
 HELD_OUT = {"validation": "in-distribution", "validation_unseen": "unseen renderings"}
 # Vision-tokenizer pretraining steps before the reader trains (train/tokenizer_pretrain.py; docs/demo.md).
-TOKENIZER_STEPS = 1500
+TOKENIZER_STEPS = 2000
 
 
 def _score(run: Path, data: Path, split: str, limit: int, max_new_tokens: int, out_dir: Path) -> dict:
