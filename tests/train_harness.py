@@ -52,6 +52,32 @@ def run_train(data: Path, run_dir: Path, overrides: list[str], nproc: int = 1, t
     return proc
 
 
+def initial_checkpoint(run_dir: Path, overrides: list[str]) -> Path:
+    """What `ocr2-train ... max_steps=0` leaves for init_from, written in this process (no trainer start-up): the
+    run's `checkpoints/latest` -> `step_000000/model/` with the model the trainer builds (train.init_model's
+    build_start after torch.manual_seed(seed)), its reading recipe and tokenizer, as train/tuning.py's writer saves
+    them. Single-process fp32 runs without LoRA only (the DeepSpeed partitions beside model/ are not written)."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from configs import CONFIG_DIR
+    from ocr2.weights import save_state_dict
+    from train.builders import build_reading, resolve_precision
+    from train.init_model import build_start
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*overrides, f"run_dir={run_dir}", "max_steps=0"])
+    assert not cfg.get("lora", {}).get("enabled") and int(cfg.trainer.zero_stage) == 0, "a plain fp32 run only"
+    torch.manual_seed(int(cfg.seed))  # as train.trainer.train does before building
+    dtype = resolve_precision(cfg.trainer.precision, torch.device("cpu"), 0)
+    start = build_start(cfg, dtype, torch.device("cpu"))
+    model_dir = run_dir / "checkpoints" / "step_000000" / "model"
+    save_state_dict(start.config, start.model.state_dict(), model_dir, reading=build_reading(cfg, start.config))
+    start.tokenizer.save(model_dir)
+    (run_dir / "checkpoints" / "latest").write_text("step_000000\n")
+    return run_dir
+
+
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
