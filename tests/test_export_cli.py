@@ -2,14 +2,15 @@
 `<run>/checkpoints/latest` -> `step_N/model/{config.json, reading.json, model.safetensors, ocr2_tokenizer.json}`.
 
 The fast tests build that layout by hand, as the trainer writes it (save_state_dict + tokenizer); the slow ones
-export a real one-step tiny run, through both routes (consolidated weights and the ZeRO-2 merge)."""
+export a real one-step tiny run, through both routes (consolidated weights and the ZeRO-2 merge). The exports run
+in this process (main(), what the console script calls); `python -m train.export` itself runs in
+tests/test_readme_finetune.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from ocr2.processing.reading import ReadingRecipe
 from ocr2.processing.text import TOKENIZER_FILE, ByteTokenizer
 from ocr2.weights import save_state_dict
 from train import export
-from train_harness import ROOT, env, train_cmd
+from train_harness import ROOT, env, initial_checkpoint, train_cmd
 
 TOL = 1e-5
 LAYOUTS = ["ocr2", "official", "hf"]
@@ -141,18 +142,22 @@ def trained(tmp_path_factory):
     return root / "run"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("route", [[], ["--from-zero"]], ids=["consolidated", "zero_merge"])
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_a_trained_checkpoint_exports_to_each_layout(trained, tmp_path, layout, route):
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "train.export", str(trained), "--out", str(out), "--layout", layout,
-                           *route], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+@pytest.fixture(scope="module")
+def trained_reference(trained):
+    """The trained checkpoint's own model/ folder, read back, and its logits: what every export must reproduce."""
     live = OCR2Model.from_pretrained(trained / "checkpoints" / "step_000001" / "model", attn_implementation="eager")
     ids, views, crops, num = batch_with_crops(live.config)
     with torch.no_grad():
-        reference = live(ids, views, crops, num).logits
+        return live, live(ids, views, crops, num).logits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("route", [[], ["--from-zero"]], ids=["consolidated", "zero_merge"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_trained_checkpoint_exports_to_each_layout(trained, trained_reference, tmp_path, layout, route):
+    out = tmp_path / "out"
+    assert export.main([str(trained), "--out", str(out), "--layout", layout, *route]) == 0
+    live, reference = trained_reference
     assert _close(layout, _logits(out, layout, live), reference)
 
 
@@ -163,12 +168,13 @@ def _train(args: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def lora_trained(tmp_path_factory):
-    """A tiny base run (no steps) and two LoRA steps from it: the LoRA checkpoint's model/ holds only adapters."""
+    """A tiny base run (no steps: its initial checkpoint, written in this process) and two LoRA steps from it: the
+    LoRA checkpoint's model/ holds only adapters."""
     root = tmp_path_factory.mktemp("lora")
     pages = write_pages(root / "pages", 4)
     common = ["trainer=cpu", "trainer.micro_batch_size=1", "data.num_workers=0", "logger=none", "seed=0",
               f"data.path={pages}"]
-    _train(["model=tiny", "model.attn_implementation=eager", *common, f"run_dir={root / 'base'}", "max_steps=0"])
+    initial_checkpoint(root / "base", ["model=tiny", "model.attn_implementation=eager", *common])  # = max_steps=0
     _train(["experiment=finetune_lora", "model=checkpoint", f"init_from={root / 'base'}", *common,
             f"run_dir={root / 'run'}", "max_steps=2", "checkpoint.every=2", "validation.every=0", "lora.r=4",
             "stage.lr=1e-2"])
