@@ -18,7 +18,7 @@ from torch import nn
 from data_helpers import write_pages
 from ocr2 import OCR2Config, OCR2Model
 from train.zero_init import deferred_init, rebuild_buffers, replay
-from train_harness import ROOT, env, free_port, losses, run_train
+from train_harness import BASE, ROOT, env, free_port, initial_checkpoint, losses, run_train
 
 # ---------------------------------------------------------------------------------------------- without DeepSpeed
 
@@ -108,9 +108,10 @@ def pages(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_run(pages, tmp_path_factory) -> Path:
+    """The init_from run: what `run_train(pages, run, ["max_steps=0", "seed=5"])` leaves (its initial checkpoint),
+    written in this process."""
     run = tmp_path_factory.mktemp("base") / "run"
-    run_train(pages, run, ["max_steps=0", "seed=5"])
-    return run
+    return initial_checkpoint(run, [*BASE, f"data.path={pages}", "seed=5"])
 
 
 @pytest.fixture(scope="module")
