@@ -9,10 +9,10 @@ from data_pipelines.build_synth import build_synth
 from data_pipelines.synth.config import SynthConfig
 from data_pipelines.synth.page import PageGenerator
 from ocr2 import OCR2Model
+from ocr2.data.glyph_labels import glyph_labels
 from ocr2.data.skips import BadSample
 from ocr2.processing.views import ViewRecipe
 from train import tokenizer_pretrain
-from train.glyph_labels import glyph_labels
 from train_harness import ROOT
 
 CONFIG = ROOT / "configs/synth/demo_varied.json"

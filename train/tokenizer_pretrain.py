@@ -7,7 +7,7 @@ A toy model on a CPU has no such tokenizer. Frozen at its random initialisation,
 not separate 26 letters drawn in many faces, sizes and offsets within the steps a CPU trains (docs/demo.md: the
 reader plateaus at "layout known, no letter read"), and trained from scratch under the reader's loss it collapses
 to an image-independent constant. This command gives it the missing pretraining: on glyph-grid pages (one glyph
-per visual-token cell, train/glyph_labels.py) a linear head on each visual token is trained to name the glyph in
+per visual-token cell, ocr2/data/glyph_labels.py) a linear head on each visual token is trained to name the glyph in
 its cell (or "none"), through the tokenizer, with cross-entropy. The reader is then trained with the tokenizer
 loaded and frozen (`init_from=DIR init_modules=[vision_tokenizer]`), as in the paper's stage 2.
 
@@ -45,7 +45,7 @@ from ocr2.data.skips import BadSample, SkipCounter
 from ocr2.data.stream import find_parquet_files
 from ocr2.processing.views import get_recipe
 from train.builders import build_reading, build_run_model_config, stage_views
-from train.glyph_labels import NUM_CLASSES, glyph_labels
+from ocr2.data.glyph_labels import NUM_CLASSES, glyph_labels
 from train.schedule import cosine_lr
 
 COLUMNS = ["id", "image", "blocks"]

@@ -3,8 +3,8 @@
 The vision tokenizer's 16x compressor gives one visual token per `view / side` px cell of the global view (64 px
 at the micro model's 256² view). On glyph-grid pages (data_pipelines/synth/glyph_grid.py) every line of text is a
 block one cell tall whose glyphs fill consecutive cells, one each: so the character under each visual token is
-known from the page's blocks alone, and the tokenizer can be pretrained to recognise it
-(train/tokenizer_pretrain.py) before any reader is trained on top.
+known from the page's blocks alone, and the tokenizer can be pretrained to recognise it before any reader is trained
+on top (train/tokenizer_pretrain.py; eval/research/glyph_probe.py scores it per rendering condition).
 
 Labels: 0 = no glyph in the cell; otherwise 1 + the character's byte value (a single-byte UTF-8 character; the
 pages' alphabets are ASCII capitals). A block that is not one cell tall or whose text length is not its width in
