@@ -12,6 +12,10 @@ for seed in 0 1 2; do
       mask=${cell%%:*}; pos=${cell##*:}
       nice .venv/bin/python -m train experiment=order_ablation model.encoder.mask=$mask +positions=$pos seed=$seed \
         logger=none checkpoint.resume=never run_dir=multirun/order/${mask}_${pos}_s$seed > multirun/order/${mask}_${pos}_s$seed.log 2>&1
+      # scored right away (page NED, reading-order score, decoder query ablations on 32 validation pages), so the
+      # two workers share the evaluation too; ocr2-report over all runs then only reads the results
+      nice .venv/bin/python -m eval.report multirun/order/${mask}_${pos}_s$seed --evaluate --eval-pages 32 \
+        --max-new-tokens 160 --out multirun/order/${mask}_${pos}_s$seed/report >> multirun/order/${mask}_${pos}_s$seed.log 2>&1
     fi
     i=$((i + 1))
   done
