@@ -129,14 +129,16 @@ def test_the_config_renders_a_dataset_with_its_held_out_split(tmp_path):
     assert info["splits"] == {"train": 2, "validation": 2, "validation_unseen": 2}
 
 
-def test_the_ablation_config_renders_heading_figure_and_sidebar_pages_on_4x4_cells(tmp_path):
-    # configs/synth/order_varied.json: the order ablation's pages, 256² (the demo reader's 16 visual tokens)
-    small = SynthConfig.load(ROOT / "configs/synth/order_varied.json")
+@pytest.mark.parametrize("name", ["order_columns", "order_varied"])
+def test_the_ablation_configs_render_heading_figure_and_sidebar_pages_on_4x4_cells(tmp_path, name):
+    # the order ablation's pages, 256² (the demo reader's 16 visual tokens): glyph-column pages alone
+    # (order_columns, the tokenizer's pretraining pages) and mixed half and half with one-column pages (order_varied)
+    small = SynthConfig.load(ROOT / f"configs/synth/{name}.json")
     assert small.long_side == (256, 256)
     pages = [PageGenerator(small).page(seed) for seed in range(40)]
     kinds = {b["category_type"] for p in pages for b in p.blocks}
     assert kinds == {"title", "text_block", "figure"}
-    assert any(p.rendering["sidebar"] for p in pages)
+    assert any(p.rendering.get("sidebar") for p in pages)
     info = build_synth(tmp_path / "ds", {"train": 2, "validation": 2}, small)
     assert info["splits"] == {"train": 2, "validation": 2, "validation_unseen": 2}
 
