@@ -16,7 +16,7 @@ from ocr2.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from ocr2.processing.text import OFFICIAL_SPECIAL_IDS
 from ocr2.weights import resolve_model_dir
 from test_official_tokenizer import _write as write_official_tokenizer
-from train_harness import losses, metrics, run_train
+from train_harness import BASE, initial_checkpoint, losses, metrics, run_train
 
 # The harness's BASE picks model=micro; fine-tuning takes the checkpoint's config instead.
 FINETUNE = ["model=checkpoint", "max_steps=4", "checkpoint.every=2", "checkpoint.keep_last=5", "log_every=1",
@@ -34,10 +34,10 @@ def pages(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_run(pages, tmp_path_factory) -> Path:
-    """A pretrained stand-in: a micro model with 2 decoder layers, saved as a training run (max_steps=0)."""
+    """A pretrained stand-in: a micro model with 2 decoder layers, saved as a training run (max_steps=0): what
+    `run_train(pages, run, ["max_steps=0"])` leaves, written in this process."""
     run = tmp_path_factory.mktemp("base") / "run"
-    run_train(pages, run, ["max_steps=0"])
-    return run
+    return initial_checkpoint(run, [*BASE, f"data.path={pages}"])
 
 
 @pytest.fixture(scope="module")
