@@ -1,4 +1,5 @@
-"""ocr2-train in real processes on CPU (gloo): experiments, stages, ZeRO, exact resume, multi-node, non-finite."""
+"""ocr2-train in real processes on CPU (gloo): experiments, stages, ZeRO, exact resume, multi-node, non-finite.
+The exports of those runs call ocr2-export's main() in this process."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import torch
 
 from data_helpers import write_pages
 from ocr2 import OCR2Model
+from train import export
 from train_harness import ROOT, env, free_port, losses, metrics, run_train, train_cmd, BASE
 
 
@@ -67,9 +68,7 @@ def test_zero2_two_processes_match_one_process(pages, tmp_path):
 def test_zero3_trains_and_exports_to_the_same_logits(pages, tmp_path):
     run_train(pages, tmp_path / "run", ["trainer=zero3", "max_steps=2", "checkpoint.every=2"], nproc=2)
     out = tmp_path / "export"
-    proc = subprocess.run([sys.executable, "-m", "train.export", str(tmp_path / "run"), "--out", str(out), "--from-zero"],
-                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert export.main([str(tmp_path / "run"), "--out", str(out), "--from-zero"]) == 0  # ocr2-export, in-process
     exported = OCR2Model.from_pretrained(out)
     live = OCR2Model.from_pretrained(tmp_path / "run" / "checkpoints" / "step_000002" / "model")
     ids = torch.tensor([[0, 20, 21, 22, 23]])
@@ -82,9 +81,7 @@ def test_export_keeps_the_run_reading_recipe(pages, tmp_path):
     run_train(pages, tmp_path / "run", ["trainer=zero2", "stage.views=[single:256]", "max_steps=1", "checkpoint.every=1"])
     for route in ([], ["--from-zero"]):
         out = tmp_path / f"export{len(route)}"
-        proc = subprocess.run([sys.executable, "-m", "train.export", str(tmp_path / "run"), "--out", str(out), *route],
-                              cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
+        assert export.main([str(tmp_path / "run"), "--out", str(out), *route]) == 0, route  # in-process
         assert OCR2Model.from_pretrained(out).reading.views == "single:256", route
 
 
