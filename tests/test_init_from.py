@@ -27,3 +27,17 @@ def test_init_from_a_run_directory_loads_its_latest_checkpoint_and_keeps_new_que
     assert torch.equal(target.decoder.state_dict()["embed_tokens.weight"], source.decoder.state_dict()["embed_tokens.weight"])
     assert torch.equal(target.encoder.flow_queries["1024"], source.encoder.flow_queries["1024"])
     assert torch.equal(target.encoder.flow_queries["512"], fresh)
+
+
+def test_a_run_without_flow_queries_takes_everything_but_the_checkpoints_query_tables(tmp_path):
+    # e.g. fine-tuning the demo's causal_flow reader with mask=raster (docs/ablations/order): no query tables to fill
+    torch.manual_seed(0)
+    source = OCR2Model(OCR2Config.from_preset("tiny"))
+    source.save_pretrained(tmp_path / "model")
+    cfg = OCR2Config.from_preset("tiny")
+    cfg.encoder.mask = "raster"
+    target = OCR2Model(cfg)
+    _load_weights(target, OCR2Model.from_pretrained(tmp_path / "model"), tmp_path / "model", None)
+    theirs = source.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in target.state_dict().items())
+    assert not any(k.startswith("encoder.flow_queries.") for k in target.state_dict())

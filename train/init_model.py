@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from ocr2 import OCR2Config, OCR2Model
+from ocr2.modeling.masks import get_mask_spec
 from ocr2.processing.text import TOKENIZER_FILE, ByteTokenizer, Tokenizer, load_tokenizer
 from ocr2.weights import resolve_model_dir
 from train.builders import build_run_model_config, uses_checkpoint_config
@@ -67,6 +68,13 @@ def _load_weights(model: OCR2Model, source: OCR2Model, init_dir: Path, modules: 
     if modules:
         state = {k: v for k, v in state.items() if k.split(".")[0] in modules}
     ours = model.state_dict()
+    if not get_mask_spec(model.config.encoder.mask).use_queries:
+        # A mask without flow queries (raster) builds no query tables: a checkpoint's are left out, said once.
+        dropped = [k for k in state if k.startswith("encoder.flow_queries.") and k not in ours]
+        if dropped:
+            log.warning("init_from=%s: mask %r has no flow queries; the checkpoint's %s are not loaded", init_dir,
+                        model.config.encoder.mask, ", ".join(dropped))
+            state = {k: v for k, v in state.items() if k not in dropped}
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs run {tuple(ours[k].shape)}" for k, v in state.items()
            if k in ours and ours[k].shape != v.shape]
     if bad:
