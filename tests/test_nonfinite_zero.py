@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from data_helpers import write_pages
-from train_harness import metrics, run_train
+from train_harness import BASE, initial_checkpoint, metrics, run_train
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,9 @@ def pages(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def initial(pages, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The weights a fresh run starts from: what `run_train(pages, run, ["max_steps=0"])` saves, built in-process."""
     run = tmp_path_factory.mktemp("init") / "run"
-    run_train(pages, run, ["max_steps=0"])
+    initial_checkpoint(run, [*BASE, f"data.path={pages}"])
     return load_file(str(run / "checkpoints" / "step_000000" / "model" / "model.safetensors"))
 
 
