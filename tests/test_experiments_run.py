@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from data_helpers import write_pages
-from train_harness import ROOT, metrics, run_train
+from train_harness import BASE, ROOT, initial_checkpoint, metrics, run_train
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
 
@@ -20,10 +20,10 @@ def pages(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pretrained(pages, tmp_path_factory) -> Path:
-    """A stand-in for a pretrained model (the fine-tuning experiments need one): the initial micro model as a run."""
+    """A stand-in for a pretrained model (the fine-tuning experiments need one): the initial micro model as a run
+    (what `run_train(pages, run, ["max_steps=0"])` leaves, written in-process)."""
     run = tmp_path_factory.mktemp("pretrained") / "run"
-    run_train(pages, run, ["max_steps=0"])
-    return run
+    return initial_checkpoint(run, [*BASE, f"data.path={pages}"])
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
