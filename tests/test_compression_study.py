@@ -9,6 +9,7 @@ import sys
 import torch
 from hydra import compose, initialize_config_dir
 
+from data_pipelines.cli import main as data_main
 from ocr2 import OCR2Model
 from ocr2.pipeline import save_with_tokenizer
 from ocr2.processing.text import ByteTokenizer
@@ -21,9 +22,8 @@ def test_study_scores_every_view_size_budget_and_writes_table_and_plot(tmp_path)
         cfg = compose(config_name="train", overrides=["experiment=memory_tiers"])
     torch.manual_seed(0)
     save_with_tokenizer(OCR2Model(build_model_config(cfg.model)), ByteTokenizer(), tmp_path / "model")
-    subprocess.run([sys.executable, "-m", "data_pipelines", "synth", str(tmp_path / "data"), "--train", "0",
-                    "--validation", "3", "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"],
-                   cwd=ROOT, env=env(), check=True, capture_output=True)
+    assert data_main(["synth", str(tmp_path / "data"), "--train", "0", "--validation", "3",
+                      "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"]) == 0  # ocr2-data, in-process
     proc = subprocess.run([sys.executable, "-m", "eval.research.compression_study", "--model", str(tmp_path / "model"),
                            "--data", str(tmp_path / "data"), "--pages", "3", "--max-new-tokens", "4", "--no-crops",
                            "--out", str(tmp_path / "out")], cwd=ROOT, env=env(), capture_output=True, text=True,
@@ -42,9 +42,8 @@ def test_study_reads_in_v1_resolution_modes(tmp_path):
     torch.manual_seed(0)
     cfg = with_query_tables(OCR2Config.from_preset("tiny"), ["tiny", "base"])  # adds the 512 px query table
     save_with_tokenizer(OCR2Model(cfg), ByteTokenizer(), tmp_path / "model")
-    subprocess.run([sys.executable, "-m", "data_pipelines", "synth", str(tmp_path / "data"), "--train", "0",
-                    "--validation", "2", "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"],
-                   cwd=ROOT, env=env(), check=True, capture_output=True)
+    assert data_main(["synth", str(tmp_path / "data"), "--train", "0", "--validation", "2",
+                      "--config", str(ROOT / "configs/synth/demo.json"), "--no-degrade"]) == 0  # ocr2-data, in-process
     proc = subprocess.run([sys.executable, "-m", "eval.research.compression_study", "--model", str(tmp_path / "model"),
                            "--data", str(tmp_path / "data"), "--pages", "2", "--max-new-tokens", "2",
                            "--modes", "tiny,base", "--out", str(tmp_path / "out")], cwd=ROOT, env=env(),
