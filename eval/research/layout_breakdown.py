@@ -30,7 +30,9 @@ from eval.report_table import render_markdown_table
 from eval.research.reading_order_pages import layout_type
 
 PAGE_FIGURES = ("page_ned", "reading_order_edit")  # per page, from <run>/eval/metrics.json
-FLOW_FIGURES = ("tau_raster", "tau_reading")  # per layout, from <run>/eval/reading_order.json (argmax path)
+# per layout, from <run>/eval/reading_order.json (the layer-averaged argmax path). tau_reading is computed over the
+# queries whose token lies on a block (`covered`): a raster path that skips the tokens of a column scores 1 on it.
+FLOW_FIGURES = ("tau_raster", "monotone_raster", "tau_reading", "covered")
 
 
 def page_layouts(data: str, split: str, limit: int | None) -> dict[str, str]:
@@ -127,7 +129,8 @@ def write_outputs(result: dict, out: Path) -> str:
     (out / "layout_breakdown.md").write_text(
         "Per variant and layout type: mean ± sample std over seeds of each run's mean over its pages of that layout "
         "(pages: all seeds together). tau: the flow queries' layer-averaged argmax path vs raster / reading order "
-        "(n/a without flow queries).\n\n" + table + "\n")
+        "(n/a without flow queries); monotone_raster: share of steps not going back in raster order; covered: share of "
+        "queries on a block, over which tau_reading is computed.\n\n" + table + "\n")
     (out / "layout_breakdown.json").write_text(json.dumps(result, indent=1) + "\n")
     figure(result, out / "layout_breakdown.png")
     return table
