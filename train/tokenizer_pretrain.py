@@ -18,8 +18,9 @@ are the fresh ones; only `vision_tokenizer` is meant to be taken from it). Only 
 every other split of the dataset (e.g. `validation`, `validation_unseen`) is scored by glyph accuracy every
 `--eval-every` steps and at the end, and the model is saved at each scoring, so a stopped run keeps its last.
 
-Out, in DIR: the model (`from_pretrained` layout), the glyph head (`glyph_head/head.safetensors`), `tokenizer_pretrain.json` (settings, the loss curve, glyph
-accuracy per split and step, skipped pages by reason).
+Out, in DIR: the model (`from_pretrained` layout), the glyph head (`glyph_head/head.safetensors`, read by
+eval/research/glyph_probe.py), `tokenizer_pretrain.json` (settings, the loss curve, glyph accuracy per split and
+step, skipped pages by reason).
 """
 
 from __future__ import annotations
