@@ -94,3 +94,12 @@ def test_the_saved_tokenizer_is_what_init_modules_loads_and_the_rest_is_the_runs
     for key, value in saved.state_dict().items():
         # the tokenizer is the pretrained one; encoder and decoder are the same fresh weights (same seed)
         assert torch.equal(run.state_dict()[key], value), key
+
+
+def test_a_page_with_unreadable_blocks_is_skipped_and_counted():
+    from ocr2.data.skips import SkipCounter
+
+    skips = SkipCounter()
+    batches = tokenizer_pretrain.GlyphBatches(VIEW, 4, skips)
+    assert batches.example({"id": "p1", "image": None, "blocks": "{not json"}) is None
+    assert skips.counts() == {"bad_record": 1}

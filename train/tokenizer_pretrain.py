@@ -77,8 +77,12 @@ class GlyphBatches:
 
     def example(self, row: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
         try:
+            try:
+                blocks = json.loads(row["blocks"] or "[]")
+            except json.JSONDecodeError as e:
+                raise BadSample("bad_record", f"sample {row['id']}: its blocks are not JSON ({e})") from None
             image = open_image(row["image"], row["id"])
-            labels = glyph_labels(json.loads(row["blocks"] or "[]"), image.size, self.recipe, self.side, row["id"])
+            labels = glyph_labels(blocks, image.size, self.recipe, self.side, row["id"])
         except BadSample as e:
             self.skips.add(e.reason, row["id"], e.detail)
             return None
