@@ -103,3 +103,11 @@ def test_a_page_with_unreadable_blocks_is_skipped_and_counted():
     batches = tokenizer_pretrain.GlyphBatches(VIEW, 4, skips)
     assert batches.example({"id": "p1", "image": None, "blocks": "{not json"}) is None
     assert skips.counts() == {"bad_record": 1}
+
+
+def test_the_glyph_head_is_where_the_glyph_probe_reads_it(pretrained):
+    # eval/research/glyph_probe.py keeps its own copy of the path (eval does not import train)
+    from eval.research import glyph_probe
+
+    _, out, _ = pretrained
+    assert glyph_probe.HEAD_FILE == tokenizer_pretrain.HEAD_FILE and (out / glyph_probe.HEAD_FILE).is_file()
