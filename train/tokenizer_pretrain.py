@@ -46,7 +46,7 @@ from ocr2.data.skips import BadSample, SkipCounter
 from ocr2.data.stream import find_parquet_files
 from ocr2.processing.views import get_recipe
 from train.builders import build_reading, build_run_model_config, stage_views
-from ocr2.data.glyph_labels import NUM_CLASSES, glyph_labels
+from ocr2.data.glyph_labels import NUM_CLASSES, cell_hits, glyph_labels
 from train.schedule import cosine_lr
 
 COLUMNS = ["id", "image", "blocks"]
@@ -106,12 +106,9 @@ def glyph_accuracy(tokenizer, head, batches: GlyphBatches, rows: list[dict], bat
             if got is None:
                 continue
             pixels, labels = got
-            pred = head(tokenizer(pixels)).argmax(-1)
-            on = labels > 0
-            hit += int(((pred == labels) & on).sum())
-            glyphs += int(on.sum())
-            empty_hit += int(((pred == 0) & ~on).sum())
-            empty += int((~on).sum())
+            counts = {k: int(v.sum()) for k, v in cell_hits(head(tokenizer(pixels)).argmax(-1), labels).items()}
+            hit, glyphs = hit + counts["glyph_hits"], glyphs + counts["glyph_cells"]
+            empty_hit, empty = empty_hit + counts["empty_hits"], empty + counts["empty_cells"]
     tokenizer.train(was_training)
     return {"glyph_accuracy": hit / glyphs if glyphs else float("nan"),
             "empty_accuracy": empty_hit / empty if empty else float("nan"), "glyph_cells": glyphs}

@@ -45,7 +45,7 @@ import torch
 
 from data_pipelines import PageGenerator, SynthConfig
 from ocr2.data.examples import open_image
-from ocr2.data.glyph_labels import NUM_CLASSES, glyph_labels
+from ocr2.data.glyph_labels import NUM_CLASSES, cell_hits, glyph_labels
 from ocr2.data.skips import BadSample, SkipCounter
 from ocr2.modeling.model import OCR2Model
 from ocr2.processing.views import ViewRecipe, get_recipe
@@ -222,12 +222,11 @@ def score_condition(tokenizer, head, recipe: ViewRecipe, side: int, condition: C
             return
         pixels = torch.stack([b[0] for b in batch]).to(device, dtype)
         labels = torch.stack([b[1] for b in batch]).to(device)
-        pred = head(tokenizer(pixels)).argmax(-1)
-        on = labels > 0
-        glyph_hits.extend(((pred == labels) & on).sum(1).tolist())
-        glyph_cells.extend(on.sum(1).tolist())
-        blank_hits += int(((pred == 0) & ~on).sum())
-        blank_cells += int((~on).sum())
+        counts = cell_hits(head(tokenizer(pixels)).argmax(-1), labels)
+        glyph_hits.extend(counts["glyph_hits"].tolist())
+        glyph_cells.extend(counts["glyph_cells"].tolist())
+        blank_hits += int(counts["empty_hits"].sum())
+        blank_cells += int(counts["empty_cells"].sum())
         batch.clear()
 
     for page in condition_pages(condition, pages, seed_base):

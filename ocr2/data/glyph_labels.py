@@ -58,3 +58,11 @@ def glyph_labels(blocks: list[dict], image_size: tuple[int, int], recipe: ViewRe
         for i, code in enumerate(codes):
             labels[r0 * side + c0 + i] = 1 + code
     return labels
+
+
+def cell_hits(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(B, n) predicted and true labels -> per page: glyph cells named right, glyph cells, empty cells called empty,
+    empty cells. One definition of "glyph accuracy" for the pretraining's scores and the probe's."""
+    on = labels > 0
+    return {"glyph_hits": ((predicted == labels) & on).sum(1), "glyph_cells": on.sum(1),
+            "empty_hits": ((predicted == 0) & ~on).sum(1), "empty_cells": (~on).sum(1)}
