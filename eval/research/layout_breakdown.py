@@ -19,6 +19,7 @@ Out: `layout_breakdown.md` (table), `layout_breakdown.json` (per run and per var
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 from pathlib import Path
@@ -35,8 +36,10 @@ PAGE_FIGURES = ("page_ned", "reading_order_edit")  # per page, from <run>/eval/m
 FLOW_FIGURES = ("tau_raster", "monotone_raster", "tau_reading", "covered")
 
 
+@functools.lru_cache(maxsize=8)
 def page_layouts(data: str, split: str, limit: int | None) -> dict[str, str]:
-    """stem -> layout type of every page of the split (its ground-truth blocks)."""
+    """stem -> layout type of every page of the split (its ground-truth blocks). Cached: the runs of a sweep share
+    their validation pages, which are read once. Do not mutate the result."""
     out = {}
     for page in iter_pages(data, split, limit):
         out[page.stem] = layout_type(page.gt_page.get("layout_dets") or [], page.attributes)
