@@ -84,7 +84,11 @@ class _Store:
         (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
         path = out_dir / RECORDS
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            # split on "\n" only: json.dumps(ensure_ascii=False) leaves U+2028 / U+0085 raw, and splitlines()
+            # would cut a record at them
+            for line in path.read_text(encoding="utf-8").split("\n"):
+                if not line:
+                    continue
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
@@ -119,7 +123,9 @@ class _Store:
         path = self._md(stem)
         if not path.is_file():
             return None
-        text = path.read_text(encoding="utf-8")
+        # bytes, not text mode: universal newlines would turn a generated "\r" into "\n" and the resumed page
+        # would score differently from the page as it was read
+        text = path.read_bytes().decode("utf-8")
         return text[:-1] if text.endswith("\n") else text  # the newline save() adds
 
     def save(self, stem: str, markdown: str, record: dict) -> None:
@@ -127,7 +133,7 @@ class _Store:
         if self.dir is None:
             return
         if record.get("error") is None:
-            self._md(stem).write_text(markdown + "\n", encoding="utf-8")
+            self._md(stem).write_bytes((markdown + "\n").encode("utf-8"))
         with open(self.dir / RECORDS, "a", encoding="utf-8") as f:  # after the .md: a record means it is there
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()

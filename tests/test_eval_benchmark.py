@@ -189,6 +189,28 @@ def test_a_predictions_folder_is_scored_without_a_model(release, tmp_path):
     assert sorted(report["by_page_type"]) == ["book", "exam_paper", "research_report"]
 
 
+def test_a_resumed_prediction_is_the_text_that_was_read_byte_for_byte(release, tmp_path):
+    """A generated carriage return must come back as one: read in text mode it became a newline, the resumed page
+    split into other blocks and the rerun's reading-order edit differed from the first run's (seen in CI)."""
+    folder, answers = release
+    odd = {stem: md.replace("\n\n", "\r\n\r", 1) + "\r" for stem, md in answers.items()}
+    out = tmp_path / "out"
+    first = evaluate(StandIn(odd), open_source(folder).pages, out, progress=False)
+    pipe = StandIn(odd)
+    again = evaluate(pipe, open_source(folder).pages, out, progress=False)
+    assert pipe.batches == [] and again["run"]["pages_resumed"] == N
+    assert again["summary"] == first["summary"]
+
+
+def test_a_page_record_holding_a_unicode_line_separator_is_resumed_whole(tmp_path):
+    from eval.harness import _Store
+
+    _Store(tmp_path).save("p\u2028q", "text", {"stem": "p\u2028q", "generated_tokens": 3, "error": None})
+    again = _Store(tmp_path)
+    assert again.records == {"p\u2028q": {"stem": "p\u2028q", "generated_tokens": 3, "error": None}}
+    assert again.done("p\u2028q") == "text"
+
+
 def test_predictions_of_another_protocol_are_kept_apart_not_resumed(release, tmp_path):
     folder, answers = release
     out = tmp_path / "out"

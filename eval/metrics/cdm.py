@@ -35,6 +35,20 @@ def _chunk_scores(chunk: list[tuple[str, str]], odb: str, python: str, workdir: 
         return json.loads(out.read_text())
 
 
+def _done_chunks(path: Path) -> list[dict]:
+    """The chunks an earlier run scored. A line torn by a kill mid-write is scored again; lines split on "\n" only
+    (the LaTeX is written with ensure_ascii=False, and splitlines() would also cut at U+2028)."""
+    if not path.is_file():
+        return []
+    done = []
+    for line in filter(None, path.read_text(encoding="utf-8").split("\n")):
+        try:
+            done.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return done
+
+
 def formula_cdm(pairs: list[tuple[str, str]], odb: str, python: str, workdir: str | Path, workers: int = 4,
                 progress: bool = True) -> dict:
     """{"CDM": mean F1 (None without pairs), "scores": per pair, "pairs": n}. Raises RuntimeError naming what is
@@ -45,7 +59,7 @@ def formula_cdm(pairs: list[tuple[str, str]], odb: str, python: str, workdir: st
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     done_path = workdir / "scores.jsonl"
-    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.is_file() else []
+    done = _done_chunks(done_path)
     done = [d for d in done if d.get("pairs") == [list(p) for p in pairs[d["start"]:d["start"] + len(d["scores"])]]]
     scores: dict[int, float] = {d["start"] + i: s for d in done for i, s in enumerate(d["scores"])}
     start = time.perf_counter()
