@@ -68,3 +68,14 @@ def test_cuda_runs_pin_their_batches(tmp_path):
         info = dist.DistInfo(0, 1, 0, torch.device(device))
         loader = build_train_data(cfg, model_cfg, ByteTokenizer(), info, tmp_path)
         assert loader.cfg.pin_memory is pinned, device
+
+
+def test_under_gloo_deepspeeds_shared_memory_op_is_not_compiled(monkeypatch):
+    import importlib
+
+    from train.dist import skip_shm_comm_build
+
+    ds_torch = importlib.import_module("deepspeed.comm.torch")
+    monkeypatch.setattr(ds_torch, "build_shm_op", ds_torch.build_shm_op)  # put back after the test
+    skip_shm_comm_build()
+    assert ds_torch.build_shm_op() is None  # the real one compiles C++ (30-80 s) and returns the op

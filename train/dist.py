@@ -70,12 +70,26 @@ def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
     if not tdist.is_initialized():
         import deepspeed
 
+        if backend == "gloo" and os.environ.get("OCR2_DS_SHM_COMM") != "1":
+            skip_shm_comm_build()
         if world == 1:
             # A lone process keeps its store in memory: no port to pick, so single-process runs started together
             # (a sweep's jobs) never race for one (a free port found by one can be taken by another before use).
             tdist.init_process_group(backend, store=tdist.HashStore(), rank=0, world_size=1)
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
     return DistInfo(rank, world, local, where)
+
+
+def skip_shm_comm_build() -> None:
+    """DeepSpeed's torch backend compiles a C++ shared-memory op when it starts on CPU (30-80 s on 2 cores, again
+    for every new virtual environment). Only `inference_all_reduce` uses it, which training never calls, so under
+    gloo it is not built (OCR2_DS_SHM_COMM=1 builds it as DeepSpeed would; gloo all-reduces either way)."""
+    import importlib
+
+    # importlib, not `import deepspeed.comm.torch as ...`: deepspeed.comm's own `torch` attribute is the torch package
+    ds_torch = importlib.import_module("deepspeed.comm.torch")
+    if hasattr(ds_torch, "build_shm_op"):
+        ds_torch.build_shm_op = lambda: None
 
 
 def barrier() -> None:
