@@ -56,6 +56,8 @@ DEEPSPEED_BF16 = textwrap.dedent("""
     import deepspeed, torch
     from ocr2 import OCR2Config, OCR2Model
     from ocr2.modeling.transformer import RotaryEmbedding
+    from train.dist import skip_shm_comm_build
+    skip_shm_comm_build()  # as training does under gloo: no C++ build of an op this engine never calls
     deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)
     model = OCR2Model(OCR2Config.from_preset("tiny"))
     config = {"train_micro_batch_size_per_gpu": 1, "bf16": {"enabled": True}, "zero_optimization": {"stage": 0}}
