@@ -140,3 +140,12 @@ def test_folder_builder_refuses_binary_markdown_as_ground_truth(tmp_path):
         (root / f"{name}.md").write_bytes(md)
     info = build_folder(tmp_path / "ds", root, validation_fraction=0.0)
     assert info["splits"]["train"] == 1 and info["skipped"] == {"bad_markdown": 2}
+
+
+def test_blocks_that_are_not_json_are_a_named_bad_record():
+    from ocr2.data.schema import sample_blocks
+    from ocr2.data.skips import BadSample
+
+    with pytest.raises(BadSample, match="sample p7: its blocks are not JSON") as err:
+        sample_blocks({"id": "p7", "blocks": "[{oops"})
+    assert err.value.reason == "bad_record"

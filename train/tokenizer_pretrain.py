@@ -42,11 +42,12 @@ from safetensors.torch import save_file
 from configs import CONFIG_DIR
 from ocr2 import OCR2Model
 from ocr2.data.examples import open_image
+from ocr2.data.glyph_labels import NUM_CLASSES, cell_hits, glyph_labels
+from ocr2.data.schema import sample_blocks
 from ocr2.data.skips import BadSample, SkipCounter
 from ocr2.data.stream import find_parquet_files
 from ocr2.processing.views import get_recipe
 from train.builders import build_reading, build_run_model_config, stage_views
-from ocr2.data.glyph_labels import NUM_CLASSES, cell_hits, glyph_labels
 from train.schedule import cosine_lr
 
 COLUMNS = ["id", "image", "blocks"]
@@ -77,10 +78,7 @@ class GlyphBatches:
 
     def example(self, row: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
         try:
-            try:
-                blocks = json.loads(row["blocks"] or "[]")
-            except json.JSONDecodeError as e:
-                raise BadSample("bad_record", f"sample {row['id']}: its blocks are not JSON ({e})") from None
+            blocks = sample_blocks(row)
             image = open_image(row["image"], row["id"])
             labels = glyph_labels(blocks, image.size, self.recipe, self.side, row["id"])
         except BadSample as e:

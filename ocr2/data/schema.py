@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .skips import BadSample
+
 # column -> meaning; the Arrow types are in `sample_features`.
 COLUMNS = {
     "id": "unique page id within the dataset",
@@ -52,12 +54,20 @@ def make_sample(id: str, image: Any, markdown: str, blocks: list[dict], relation
             "width": int(width), "height": int(height), "prompt": prompt}
 
 
+def _decoded(row: dict[str, Any], column: str) -> list[dict]:
+    value = row.get(column) or "[]"
+    if not isinstance(value, str):
+        return list(value)
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as e:  # a skippable sample, named, not a traceback from the json module
+        raise BadSample("bad_record", f"sample {row.get('id', '?')}: its {column} are not JSON ({e})") from None
+
+
 def sample_blocks(row: dict[str, Any]) -> list[dict]:
-    """The decoded `blocks` of a row (accepts an already decoded list)."""
-    value = row.get("blocks") or "[]"
-    return json.loads(value) if isinstance(value, str) else list(value)
+    """The decoded `blocks` of a row (accepts an already decoded list); BadSample("bad_record") if not JSON."""
+    return _decoded(row, "blocks")
 
 
 def sample_relations(row: dict[str, Any]) -> list[dict]:
-    value = row.get("relations") or "[]"
-    return json.loads(value) if isinstance(value, str) else list(value)
+    return _decoded(row, "relations")
