@@ -35,6 +35,7 @@ from eval.pages import iter_pages
 from eval.plots import loss_curves, metric_bars
 from eval.report_table import render_markdown_table
 from eval.research.vision_reliance import vision_reliance
+from ocr2.json_lines import read_json_lines
 from ocr2.pipeline import OCRPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [dict(result[split]["summary"], model=name, split=split)
             for name, result in (("untrained", before), ("trained", after)) for split in splits]
     table = render_markdown_table(rows, COLUMNS)
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = read_json_lines(run_dir / "metrics.jsonl")
     loss_curves({"demo": [(m["step"], m["loss"]) for m in steps]}, run_dir / "loss.png")
     metric_bars({f"{name}, {HELD_OUT[split]}": result[split]["summary"]
                  for name, result in (("untrained", before), ("trained", after)) for split in splits},

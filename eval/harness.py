@@ -32,6 +32,7 @@ from eval.metrics.cdm_tools import cdm_status
 from eval.metrics.omnidocbench_groups import attribute_labels, group_figures, split_groups
 from eval.pages import EvalPage
 from eval.progress import Progress
+from ocr2.json_lines import read_json_lines
 from ocr2.pipeline import OCRPipeline
 from ocr2.weights import resolve_model_dir
 
@@ -83,17 +84,8 @@ class _Store:
         self._supersede_if_other_protocol(json.loads(json.dumps(info or {}, default=str)))
         (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
         path = out_dir / RECORDS
-        if path.is_file():
-            # split on "\n" only: json.dumps(ensure_ascii=False) leaves U+2028 / U+0085 raw, and splitlines()
-            # would cut a record at them
-            for line in path.read_text(encoding="utf-8").split("\n"):
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a kill mid-write: that page is read again
-                self.records[rec["stem"]] = rec
+        if path.is_file():  # a line torn by a kill mid-write is left out: that page is read again
+            self.records.update((rec["stem"], rec) for rec in read_json_lines(path))
 
     def _supersede_if_other_protocol(self, info: dict) -> None:
         path = self.dir / PROTOCOL_FILE

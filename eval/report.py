@@ -22,6 +22,7 @@ import yaml
 from eval.plots import loss_curves, metric_bars, metric_spread
 from eval.report_seeds import group_rows, seed_summary
 from eval.report_table import render_markdown_table
+from ocr2.json_lines import read_json_lines
 
 # The reading-order score of the flow queries (eval/research/reading_order_study.py: `<run>/eval/reading_order.json`;
 # the layer-averaged attention's argmax path; n/a for masks without queries).
@@ -46,13 +47,7 @@ def find_runs(paths: list[str]) -> list[Path]:
 
 def read_metrics(run: Path) -> list[dict]:
     """A run's metrics.jsonl; a line torn by a kill mid-write (the last one) is left out, not fatal."""
-    records = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    return read_json_lines(run / "metrics.jsonl")
 
 
 def run_config(run: Path) -> dict:

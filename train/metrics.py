@@ -10,6 +10,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ocr2.json_lines import read_json_lines
+
 
 def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
@@ -66,16 +68,9 @@ class MetricsLogger:
             return
         self.file.close()
         path = self.run_dir / "metrics.jsonl"
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by a kill mid-write
-            if isinstance(record, dict) and record.get("step", 0) <= step:
-                kept.append(line)
+        kept = [r for r in read_json_lines(path) if isinstance(r, dict) and r.get("step", 0) <= step]
         tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))  # as log() writes them
         os.replace(tmp, path)
         self.file = open(path, "a")
 

@@ -26,7 +26,6 @@ step, skipped pages by reason).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import sys

@@ -36,8 +36,8 @@ def _chunk_scores(chunk: list[tuple[str, str]], odb: str, python: str, workdir: 
 
 
 def _done_chunks(path: Path) -> list[dict]:
-    """The chunks an earlier run scored. A line torn by a kill mid-write is scored again; lines split on "\n" only
-    (the LaTeX is written with ensure_ascii=False, and splitlines() would also cut at U+2028)."""
+    """The chunks an earlier run scored; a line torn by a kill mid-write is scored again. The rule of
+    ocr2.json_lines.read_json_lines (split on "\n" only), restated: eval/metrics imports neither ocr2 nor torch."""
     if not path.is_file():
         return []
     done = []
