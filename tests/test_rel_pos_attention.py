@@ -115,3 +115,24 @@ def test_grid_must_match_the_sequence():
     q, k, v, rel_h, rel_w = _inputs(4, 4)
     with pytest.raises(ValueError, match="grid"):
         kernel.rel_pos_attention(q, k, v, rel_h[..., :3], rel_w)
+
+
+def test_the_rel_pos_factors_equal_their_einsums_and_keep_only_the_query():
+    from ocr2.modeling.recompute import count_saved
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 3, 4, 5, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    th = torch.randn(4, 4, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    tw = torch.randn(5, 5, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    gh, gw = torch.randn(2, 3, 4, 5, 4, generator=g, dtype=torch.float64), torch.randn(2, 3, 4, 5, 5, generator=g,
+                                                                                      dtype=torch.float64)
+    with count_saved() as kept:
+        rel_h, rel_w = kernel.rel_pos_factors(q, th, tw)
+    assert sum(kept.values()) == q.nbytes + th.nbytes + tw.nbytes  # no permuted copy of the query
+    got = torch.autograd.grad((rel_h, rel_w), (q, th, tw), (gh, gw))
+    ref_h = torch.einsum("bnhwd,hmd->bnhwm", q, th)
+    ref_w = torch.einsum("bnhwd,wld->bnhwl", q, tw)
+    assert torch.equal(rel_h, ref_h) and torch.equal(rel_w, ref_w)
+    ref = torch.autograd.grad((ref_h, ref_w), (q, th, tw), (gh, gw))
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

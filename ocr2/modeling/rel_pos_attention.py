@@ -49,6 +49,38 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: 
     return out.view(b, n, length, d)
 
 
+def rel_pos_factors(q_grid: torch.Tensor, table_h: torch.Tensor, table_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q_grid (B, H, h, w, D), table_h (h, h, D), table_w (w, w, D) -> rel_h (B, H, h, w, h), rel_w (B, H, h, w, w):
+    rel_h[.., i, j, m] = q[.., i, j] . table_h[i, m] and rel_w[.., i, j, l] = q[.., i, j] . table_w[j, l].
+
+    The same two einsums as written out, but backward keeps `q_grid` itself: autograd's einsum keeps a permuted
+    copy of the query per factor (the contraction batches over the grid axis), two query-sized tensors per block
+    (51 MiB for a 1024² view and two crops at width 768). Given the contiguous query the attention kernel keeps,
+    this keeps nothing new."""
+    return _RelPosFactors.apply(q_grid, table_h, table_w)
+
+
+class _RelPosFactors(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q_grid, table_h, table_w):
+        ctx.save_for_backward(q_grid, table_h, table_w)
+        return (torch.einsum("bnhwd,hmd->bnhwm", q_grid, table_h),
+                torch.einsum("bnhwd,wld->bnhwl", q_grid, table_w))
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_w):
+        q, table_h, table_w = ctx.saved_tensors
+        grad_q = grad_table_h = grad_table_w = None
+        if ctx.needs_input_grad[0]:
+            grad_q = torch.einsum("bnhwm,hmd->bnhwd", grad_h, table_h)
+            grad_q += torch.einsum("bnhwl,wld->bnhwd", grad_w, table_w)
+        if ctx.needs_input_grad[1]:
+            grad_table_h = torch.einsum("bnhwm,bnhwd->hmd", grad_h, q)
+        if ctx.needs_input_grad[2]:
+            grad_table_w = torch.einsum("bnhwl,bnhwd->wld", grad_w, q)
+        return grad_q, grad_table_h, grad_table_w
+
+
 def _bias(rel_h: torch.Tensor, rel_w: torch.Tensor) -> torch.Tensor:
     """(..., rows, h) and (..., rows, w) -> the dense bias (..., rows, h * w)."""
     return (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)

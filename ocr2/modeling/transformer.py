@@ -16,6 +16,7 @@ from torch import nn
 
 from ocr2.modeling.fused_linear import FusedProjection
 from ocr2.modeling.mhc import RESIDUALS, HyperConnection
+from ocr2.modeling.recompute import needs_graph, rebuilt_in_backward
 
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -114,7 +115,17 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        g, u = self.gate_proj(x), self.up_proj(x)
+        s = F.silu(g)
+        if not needs_graph(s):
+            return self.down_proj(s * u)
+        # SiLU's backward keeps g and the product keeps u; silu(g) and silu(g) * u, which the product and
+        # down_proj would keep besides, are rebuilt from them in backward (recompute.py): 4 hidden-sized
+        # tensors kept become 2.
+        with rebuilt_in_backward((s, lambda: F.silu(g))):
+            p = s * u
+        with rebuilt_in_backward((p, lambda: F.silu(g) * u)):
+            return self.down_proj(p)
 
 
 class SelfAttention(nn.Module):

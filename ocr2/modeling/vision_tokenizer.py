@@ -20,6 +20,7 @@ Behaviours that must match the checkpoint exactly (they silently change outputs 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Callable
@@ -31,7 +32,8 @@ import torch.utils.checkpoint
 from einops import rearrange
 
 from ocr2.config import VisionTokenizerConfig
-from ocr2.modeling.rel_pos_attention import rel_pos_attention
+from ocr2.modeling.recompute import needs_graph, rebuilt_in_backward
+from ocr2.modeling.rel_pos_attention import rel_pos_attention, rel_pos_factors
 
 # ----------------------------------------------------------------------------------------- derived-tensor memo
 
@@ -123,7 +125,13 @@ class MLP(nn.Module):
         self.lin2 = nn.Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin2(self.act(self.lin1(x)))
+        h = self.lin1(x)
+        a = self.act(h)
+        if not needs_graph(a):
+            return self.lin2(a)
+        # GELU's backward keeps h; lin2 would keep a as well, a second hidden-sized tensor (recompute.py).
+        with rebuilt_in_backward((a, lambda: self.act(h))):
+            return self.lin2(a)
 
 
 class Attention(nn.Module):
@@ -164,20 +172,29 @@ class Attention(nn.Module):
             gh = gw = window_size
         else:
             q, k, v = rearrange(qkv, "b h w (three n d) -> three b n (h w) d", three=3, n=self.num_heads)
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # the kernel's layout: it keeps these three
             gh, gw = h, w
 
         # Bias from the unscaled query: bias[q=(i, j), k=(m, l)] = q . Rh[i, m] + q . Rw[j, l]; only q.k gets
         # 1/sqrt(head_dim). The two terms stay factored: the (L, L) bias is never materialised on CPU.
         q_grid = rearrange(q, "b n (h w) d -> b n h w d", h=gh, w=gw)
-        rel_h = torch.einsum("bnhwd,hmd->bnhwm", q_grid, self._rel_table("h", gh, gh))
-        rel_w = torch.einsum("bnhwd,wld->bnhwl", q_grid, self._rel_table("w", gw, gw))
-        out = rel_pos_attention(q, k, v, rel_h.flatten(2, 3), rel_w.flatten(2, 3))
-        out = rearrange(out, "b n (h w) d -> b h w (n d)", h=gh, w=gw)
-        if window_size:
-            nh, nw = -(-h // window_size), -(-w // window_size)
-            # Only the real cells go through proj: the padded ones' outputs are dropped anyway.
-            out = rearrange(out, "(b nh nw) s1 s2 c -> b (nh s1) (nw s2) c", nh=nh, nw=nw)[:, :h, :w]
-        return self.proj(out)
+        rel_h, rel_w = rel_pos_factors(q_grid, self._rel_table("h", gh, gh), self._rel_table("w", gw, gw))
+        attended = rel_pos_attention(q, k, v, rel_h.flatten(2, 3), rel_w.flatten(2, 3))
+
+        def heads_last() -> torch.Tensor:
+            out = rearrange(attended, "b n (h w) d -> b h w (n d)", h=gh, w=gw)
+            if window_size:
+                nh, nw = -(-h // window_size), -(-w // window_size)
+                # Only the real cells go through proj: the padded ones' outputs are dropped anyway.
+                out = rearrange(out, "(b nh nw) s1 s2 c -> b (nh s1) (nw s2) c", nh=nh, nw=nw)[:, :h, :w]
+            return out.contiguous()
+
+        out = heads_last()
+        if not needs_graph(out):
+            return self.proj(out)
+        # The kernel keeps its output for backward; proj's copy of it in this layout is rebuilt from that.
+        with rebuilt_in_backward((out, heads_last)):
+            return self.proj(out)
 
     def _window_qkv(self, qkv: torch.Tensor, s: int) -> torch.Tensor:
         """(B, h, w, 3C) projections of the real cells -> q, k, v stacked, (3, B * windows, heads, s * s,
@@ -213,8 +230,19 @@ class ViTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm1(x)
-        x = x + (self._windowed_attention(y) if self.window_size > 0 else self.attn(y))
-        return x + self.mlp(self.norm2(x))
+        with self._norm_rebuilt(y, self.norm1, x):
+            x = x + (self._windowed_attention(y) if self.window_size > 0 else self.attn(y))
+        z = self.norm2(x)
+        with self._norm_rebuilt(z, self.norm2, x):
+            return x + self.mlp(z)
+
+    @staticmethod
+    def _norm_rebuilt(y: torch.Tensor, norm: nn.LayerNorm, x: torch.Tensor):
+        """LayerNorm keeps its input for backward and the next linear would keep its output too: the output is
+        rebuilt from the input instead (one pass, the same kernel, so the same values; recompute.py)."""
+        if not needs_graph(y):
+            return contextlib.nullcontext()
+        return rebuilt_in_backward((y, lambda: norm(x)))
 
 
 # ----------------------------------------------------------------------------------------- the tokenizer

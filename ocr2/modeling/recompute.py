@@ -1,0 +1,128 @@
+"""Rebuild cheap activations in backward instead of keeping them: selective recomputation without a checkpoint.
+
+Autograd keeps every tensor an op needs for its backward. Where a cheap op's output feeds a matmul, the output is
+kept only because the matmul needs it for its weight gradient, while the cheap op's own backward already keeps its
+input. Rebuilding the output from that input in backward costs one elementwise pass and frees a tensor for the
+whole of forward and backward. Where it is used:
+- the GELU between SAM's two MLP linears (the hidden layer is 4x the width: 102 MiB per block at the official
+  width for a 1024² view and two 768² crops, 8,704 patches);
+- the SiLU and the product of a SwiGLU (4 hidden-sized tensors kept become 2);
+- a LayerNorm's output before a linear (rebuilt from the input the norm keeps anyway);
+- SAM attention's output in the layout `proj` takes (rebuilt from the kernel's own saved output).
+
+`rebuilt_in_backward((out, fn), ...)` is a context: while it is open, whatever autograd saves that is `out` or a
+view of it is stored as the recipe `fn` (plus the view's geometry) and `fn()` runs again under no_grad when
+backward needs it. No matmul is re-run (a plain `torch.utils.checkpoint` around `act + linear` would recompute the
+linear too), and the modules' own calls are wrapped, so a LoRA-wrapped or ZeRO-3-partitioned linear still runs its
+hooks. Inside other saved-tensor hooks (a `torch.utils.checkpoint`ed block, which keeps nothing anyway) it steps
+aside. `fn` re-runs the same deterministic op on the same input, so it gives the same values bit for bit, and it
+must give them in the same layout (checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+
+import torch
+
+
+class _Recipe:
+    __slots__ = ("fn", "size", "stride", "offset", "base_stride")
+
+    def __init__(self, fn: Callable[[], torch.Tensor], view: torch.Tensor, base_offset: int, base_stride):
+        self.fn = fn
+        self.size, self.stride = view.size(), view.stride()
+        self.offset = view.storage_offset() - base_offset
+        self.base_stride = base_stride
+
+    def rebuild(self) -> torch.Tensor:
+        with torch.no_grad():
+            base = self.fn()
+        if base.stride() != self.base_stride or base.storage_offset():
+            raise RuntimeError(f"rebuilt_in_backward: the recipe gave strides {base.stride()} (offset "
+                               f"{base.storage_offset()}), the forward had {self.base_stride}")
+        return base.as_strided(self.size, self.stride, self.offset)
+
+
+def needs_graph(x: torch.Tensor) -> bool:
+    """Whether autograd is recording ops on `x` (only then is anything saved)."""
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+_ACTIVE = threading.local()  # per thread: the recipes of every open `rebuilt_in_backward`, innermost last
+_top_hooks = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+
+
+def _foreign_hooks_active() -> bool:
+    """Whether saved-tensor hooks other than ours are open (`torch.utils.checkpoint`, an offloading context): then
+    they decide what is kept, and ours would hide the tensors from them (a checkpointed block would keep what it
+    is meant to drop). Without torch's query, assume so."""
+    if _top_hooks is None:
+        return True
+    top = _top_hooks(False)
+    return top is not None and not getattr(top[0], "_ocr2_rebuild", False)
+
+
+@contextlib.contextmanager
+def rebuilt_in_backward(*pairs: tuple[torch.Tensor, Callable[[], torch.Tensor]]) -> Iterator[None]:
+    """Within the block, saved tensors that share storage with one of the `out`s are kept as their recipe.
+    Contexts nest: an inner one also applies the recipes of those around it. Inside other saved-tensor hooks
+    (a checkpointed block) it does nothing."""
+    if _foreign_hooks_active():
+        yield
+        return
+    # Only the storage address and geometry of each `out`, never the tensor: autograd keeps the hooks as long as
+    # the graph, and a reference here would keep alive exactly what this is meant to free.
+    recipes = [(out.untyped_storage().data_ptr(), out.dtype, out.storage_offset(), out.stride(), fn)
+               for out, fn in pairs]
+    outer = getattr(_ACTIVE, "recipes", [])
+    active = outer + recipes
+
+    def pack(t: torch.Tensor):
+        ptr = t.untyped_storage().data_ptr()
+        for base_ptr, dtype, base_offset, base_stride, fn in active:
+            if ptr == base_ptr and t.dtype == dtype:
+                return _Recipe(fn, t, base_offset, base_stride)
+        _count(t)
+        return t
+
+    pack._ocr2_rebuild = True
+    _ACTIVE.recipes = active
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+            yield
+    finally:
+        _ACTIVE.recipes = outer
+
+
+def _unpack(saved):
+    return saved.rebuild() if isinstance(saved, _Recipe) else saved
+
+
+def _count(t: torch.Tensor) -> None:
+    kept = getattr(_ACTIVE, "kept", None)
+    if kept is not None:
+        storage = t.untyped_storage()
+        kept[storage.data_ptr()] = storage.nbytes()
+
+
+@contextlib.contextmanager
+def count_saved() -> Iterator[dict[int, int]]:
+    """Records what autograd keeps for backward while open: {storage address: bytes}, one entry per distinct
+    storage (parameters included, rebuilt tensors not). For measurements and tests."""
+    kept: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        _count(t)
+        return t
+
+    pack._ocr2_rebuild = True  # ours: contexts inside still rebuild (and count through `_count`)
+    previous = getattr(_ACTIVE, "kept", None)
+    _ACTIVE.kept = kept
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            yield kept
+    finally:
+        _ACTIVE.kept = previous

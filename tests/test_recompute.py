@@ -1,0 +1,129 @@
+"""Selective recomputation (ocr2/modeling/recompute.py): what backward keeps, and that gradients do not change."""
+
+from __future__ import annotations
+
+import weakref
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from ocr2.modeling.recompute import count_saved, rebuilt_in_backward
+from ocr2.modeling.transformer import SwiGLU
+from ocr2.modeling.vision_tokenizer import MLP, ViTBlock
+
+
+def _grads(module: torch.nn.Module, x: torch.Tensor, run) -> list[torch.Tensor]:
+    module.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_()
+    out = run(x)
+    out.backward(torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out))
+    return [x.grad] + [p.grad for p in module.parameters()]
+
+
+def _plain(module: torch.nn.Module):
+    """The same module under saved-tensor hooks that are not ours: rebuilding steps aside, autograd keeps all."""
+    def run(x):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+            return module(x)
+    return run
+
+
+def test_a_rebuilt_tensor_is_not_kept_and_gradients_are_unchanged():
+    torch.manual_seed(0)
+    x = torch.randn(6, 8, requires_grad=True)
+    w1, w2 = torch.randn(16, 8, requires_grad=True), torch.randn(8, 16, requires_grad=True)
+    h = F.linear(x, w1)
+    a = F.gelu(h)
+    alive = weakref.ref(a)
+    with rebuilt_in_backward((a, lambda: F.gelu(h))):
+        y = F.linear(a, w2)
+    del a
+    assert alive() is None, "autograd still holds the tensor that was to be rebuilt"
+    y.sum().backward()
+    got = [x.grad, w1.grad, w2.grad]
+    for t in (x, w1, w2):
+        t.grad = None
+    F.linear(F.gelu(F.linear(x, w1)), w2).sum().backward()
+    for g, ref in zip(got, (x.grad, w1.grad, w2.grad)):
+        assert torch.equal(g, ref)
+
+
+def test_sam_mlp_keeps_only_its_input_and_the_pre_activation():
+    torch.manual_seed(0)
+    mlp = MLP(8, 32)
+    x = torch.randn(2, 5, 5, 8, requires_grad=True)
+    with count_saved() as kept:
+        h = mlp.lin1(x)  # noqa: F841 (its size, for the expected count)
+        kept.clear()
+        mlp(x)
+    expected = x.nbytes + 2 * 5 * 5 * 32 * 4 + mlp.lin1.weight.nbytes + mlp.lin2.weight.nbytes
+    assert sum(kept.values()) == expected
+
+
+def test_swiglu_keeps_its_input_and_the_two_projections():
+    torch.manual_seed(0)
+    ffn = SwiGLU(8, 24)
+    x = torch.randn(3, 7, 8, requires_grad=True)
+    with count_saved() as kept:
+        ffn(x)
+    hidden = 3 * 7 * 24 * 4
+    weights = sum(p.nbytes for p in ffn.parameters())
+    assert sum(kept.values()) == x.nbytes + 2 * hidden + weights
+
+
+@pytest.mark.parametrize("window", [0, 3], ids=["global", "windowed"])
+def test_a_sam_block_keeps_less_and_its_gradients_are_bit_identical(window):
+    torch.manual_seed(0)
+    block = ViTBlock(16, 2, 4.0, 1e-6, window_size=window, grid=7).double()
+    x = torch.randn(2, 7, 7, 16, dtype=torch.float64)
+    got = _grads(block, x, block)
+    ref = _grads(block, x, _plain(block))
+    for g, r in zip(got, ref):
+        assert torch.equal(g, r)
+    with count_saved() as rebuilt:
+        block(x.clone().requires_grad_())
+    plain: dict[int, int] = {}
+
+    def record(t):
+        plain[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(record, lambda t: t):
+        block(x.clone().requires_grad_())
+    hidden = 2 * 7 * 7 * 64 * 8  # the GELU output, fp64
+    width = 2 * 7 * 7 * 16 * 8  # one (B, h, w, C) activation
+    # At least the GELU output, both norm outputs and the attention output's copy for proj are gone.
+    assert sum(plain.values()) - sum(rebuilt.values()) >= hidden + 3 * width
+
+
+def test_inside_a_checkpoint_it_steps_aside():
+    torch.manual_seed(0)
+    block = ViTBlock(16, 2, 4.0, 1e-6, window_size=0, grid=5).double()
+    x = torch.randn(1, 5, 5, 16, dtype=torch.float64)
+    got = _grads(block, x, lambda t: checkpoint(block, t, use_reentrant=False))
+    ref = _grads(block, x, block)
+    for g, r in zip(got, ref):
+        assert torch.equal(g, r)
+    kept: dict[int, int] = {}
+
+    def record(t):
+        kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    # The checkpoint keeps its input only, whether or not the block asks for rebuilding inside it.
+    with torch.autograd.graph.saved_tensors_hooks(record, lambda t: t):
+        inp = x.clone().requires_grad_()
+        checkpoint(block, inp, use_reentrant=False)
+    assert sum(kept.values()) <= inp.nbytes
+
+
+def test_a_recipe_in_another_layout_is_refused():
+    x = torch.randn(4, 6, requires_grad=True)
+    w = torch.randn(6, 6, requires_grad=True)
+    a = torch.tanh(x)
+    with rebuilt_in_backward((a, lambda: torch.tanh(x).t().contiguous().t())):
+        y = F.linear(a, w)
+    with pytest.raises(RuntimeError, match="strides"):
+        y.sum().backward()
