@@ -64,3 +64,15 @@ def test_attention_share_at_official_shallow_is_the_official_widths_share():
             sam_global += len(v.global_attn_indexes) * flops.pair_flops(pairs, v.num_heads, v.width // v.num_heads)
         share = sam_global / flops.vision_forward(cfg, model, 2).total
         assert low < share < high, (size, share)
+
+
+def test_decode_step_bytes_by_hand(tiny):
+    cfg, model = tiny
+    # As in the FLOP count above: the parameters one token uses (2 of 8 routed experts) and the whole head, fp32;
+    # the cache: 2 layers x (k, v) x 10 positions x 4 heads x 16 = 64 values.
+    attn = 4 * 64 * 64 + 2 * 64
+    dense = attn + 3 * 64 * 160
+    moe = attn + 8 * 64 + 2 / 8 * 8 * 3 * 64 * 24 + 3 * 64 * 48
+    weights, cache = flops.decode_step_bytes(cfg, model, cache_len=10)
+    assert weights == pytest.approx(4 * (dense + moe + 64 * 300))
+    assert cache == 4 * 2 * 2 * 10 * 64

@@ -112,6 +112,17 @@ def decode_step(cfg: OCR2Config, model, cache_len: int, batch: int = 1) -> Flops
     return Flops(2.0 * params, attn) * batch
 
 
+def decode_step_bytes(cfg: OCR2Config, model, cache_len: int, element_size: int = 4) -> tuple[float, float]:
+    """(weight bytes, KV-cache bytes) one decode step must read at batch 1: every decoder parameter the token uses
+    (the routed experts it is not sent to excepted) and the whole LM head, then keys and values of every cached
+    position in every layer. Its floor in time is their sum over the streaming bandwidth (eval/bench/peak.py):
+    each weight is used once, for two FLOPs, so nothing is reused from cache."""
+    d = cfg.decoder
+    weights = (decoder_active_params(cfg, model) + _n(model.lm_head)) * element_size
+    kv = d.num_layers * 2 * cache_len * d.num_kv_heads * (d.hidden_size // d.num_heads) * element_size
+    return float(weights), float(kv)
+
+
 def train_step(cfg: OCR2Config, model, crops: int, positions: int, labelled: int) -> Flops:
     """Forward + backward (3x forward) of one page: vision path, decoder, head over the labelled positions."""
     return 3 * (vision_forward(cfg, model, crops) + decoder_forward(cfg, model, positions, labelled))

@@ -42,7 +42,8 @@ from eval.bench import flops
 from eval.bench.child import spawn
 from eval.bench.decode_step import step_pair
 from eval.bench.flops import Flops
-from eval.bench.peak import matmul_peak
+from eval.bench.floor import decode_floor_lines
+from eval.bench.peak import gemv_bandwidth, matmul_peak
 from eval.bench.stats import DEFAULT_MAX_SPREAD, NOISY, Progress, Sample, cell, refused
 from eval.bench.timing import time_calls
 from ocr2 import OCR2Config, OCR2Model
@@ -339,6 +340,13 @@ def model_flops(cfg: OCR2Config, x: Inputs, args) -> dict[str, Flops]:
     return out
 
 
+def decode_bytes(cfg: OCR2Config, args, dtype) -> dict[int, tuple[float, float]]:
+    with torch.device("meta"):
+        shape = OCR2Model(cfg)
+    size = torch.empty(0, dtype=dtype).element_size()
+    return {n: flops.decode_step_bytes(cfg, shape, n, size) for n in args.cache_lens}
+
+
 def decode_ops_rows(ours, cache_len: int) -> list[Row]:
     """ATen calls per decoded token (nested, as torch.profiler records them), by the counter of
     eval/bench/decode_ops.py. It drives our `greedy_decode` only, so the port's column reads n/a."""
@@ -361,7 +369,8 @@ def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
     cfg = ours.config
     x = make_inputs(cfg, args.crops, device, dtype)
     fl = model_flops(cfg, x, args)
-    info.update(params=ours.num_parameters(), positions=x.input_ids.shape[1], flops=fl)
+    info.update(params=ours.num_parameters(), positions=x.input_ids.shape[1], flops=fl,
+                decode_bytes=decode_bytes(cfg, args, dtype))
     fns = workloads(ours, port, x, args.new_tokens)
 
     def timed(name: str, label: str, scale: float = 1.0, note: str = "") -> None:
@@ -473,9 +482,12 @@ def run(args, device, dtype, only: set[str]) -> list[str]:
     commit = git_commit()  # at the start: other work may commit while this runs (subprocesses import later)
     print(start_load, flush=True)
     peak = matmul_peak(device, dtype)
+    bandwidth = gemv_bandwidth(device, dtype)
     rows, info = measure(args, device, dtype, only)
     if getattr(args, "json", None):
-        raw = {"args": {k: v for k, v in vars(args).items()}, "peak_flops": peak, "commit": commit,
+        raw = {"args": {k: v for k, v in vars(args).items()}, "peak_flops": peak, "gemv_bytes_per_s": bandwidth,
+               "decode_bytes": {n: dict(weights=w, cache=c) for n, (w, c) in info["decode_bytes"].items()},
+               "commit": commit,
                "load_start": start_load, "load_end": load_line("at end"),
                "flops": {k: dataclasses.asdict(f) for k, f in info["flops"].items()},
                "rows": [dict(label=r.label, kind=r.kind, scale=r.scale, ours=r.ours.values, port=r.port.values,
@@ -488,13 +500,17 @@ def run(args, device, dtype, only: set[str]) -> list[str]:
              f"page: 1 global view + {args.crops} crops, {info['positions']} decoder positions; generation: "
              f"{args.new_tokens} new tokens; decode steps over {', '.join(map(str, args.cache_lens))} cached positions",
              f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s ({args.dtype} torch.mm, {torch.get_num_threads()} "
-             f"threads, best of 5)" + _datasheet(device), ""]
+             f"threads, best of 5)" + _datasheet(device),
+             f"measured gemv bandwidth: {bandwidth / 1e9:.1f} GB/s ({args.dtype} torch.mv over a 512 MiB matrix, "
+             f"best of 5)", ""]
     lines += format_table(rows, peak, args.max_spread)
     lines += ["", "model FLOPs per call (attention = QK^T + PV, counted; eval/bench/flops.py):"]
     names = {"encoder": "vision fwd+bwd", "train": "train step", "generate": "generate"}
     for key, f in info["flops"].items():
         name = names.get(key, key.replace("decode_", "decode step, ") + " cached")
         lines.append(f"  {name}: {f.total / 1e9:.4g} GFLOP, attention {100 * f.attention / f.total:.1f}%")
+    if "decode" in only:
+        lines += ["", *decode_floor_lines(rows, info["decode_bytes"], bandwidth, args.max_spread)]
     notes = (f"spread: IQR / median over the repeats; above {args.max_spread:.0%} (or a negative derived figure) "
              "a figure reads 'noisy: rerun'. port/ours: the speedup for times (port time / ours); for memory the "
              "port's over ours (>1: we use less). Peak RSS on CPU is per fresh process (python + torch + "

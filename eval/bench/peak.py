@@ -1,6 +1,8 @@
-"""The machine's measured matmul peak: the best FLOP/s of a large square `torch.mm` on this device, dtype and
-thread count — the ceiling the benchmark's achieved FLOP/s are read against (a datasheet peak means nothing for
-a shared 2-core VM, and even on a GPU the reachable fraction of it depends on the dtype)."""
+"""The machine's measured ceilings: the matmul peak (the best FLOP/s of a large square `torch.mm` on this device,
+dtype and thread count), which the benchmark's achieved FLOP/s are read against (a datasheet peak means nothing
+for a shared 2-core VM, and even on a GPU the reachable fraction of it depends on the dtype), and the streaming
+bandwidth of a matrix-vector product, which bounds a decode step from below (one token reads every weight it uses
+once and does two FLOPs per weight: at batch 1 it is a gemv, limited by bytes, not FLOPs)."""
 
 from __future__ import annotations
 
@@ -32,3 +34,26 @@ def matmul_peak(device, dtype: torch.dtype, n: int | None = None, repeats: int =
         if i:  # the first is a warm-up (kernel choice, page faults on `out`)
             best = min(best, time.perf_counter() - start)
     return 2.0 * n ** 3 / best
+
+
+def gemv_bandwidth(device, dtype: torch.dtype, mib: int = 512, width: int = 1280, repeats: int = 5) -> float:
+    """Bytes/s of the fastest of `repeats` `torch.mv` over a (rows, `width`) matrix of `mib` MiB after one warm-up:
+    how fast this device streams weights through the op a batch-1 decode step is made of (the LM head at the
+    official widths is a 662 MB one). The matrix is far larger than any cache, so it comes from memory."""
+    device = torch.device(device)
+    rows = (mib << 20) // (width * torch.empty(0, dtype=dtype).element_size())
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(rows, width, generator=g).to(device=device, dtype=dtype)
+    x = torch.randn(width, generator=g).to(device=device, dtype=dtype)
+    out = torch.empty(rows, device=device, dtype=dtype)
+    best = float("inf")
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        torch.mv(w, x, out=out)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return w.nbytes / best
