@@ -189,6 +189,9 @@ def plot(sweeps: list[Sweep], path: str, max_spread: float, title: str) -> str:
                 ax.plot(xs, [(intercept + fit[0] * x) * sw.scale for x in xs], linewidth=1, color=color,
                         label=f"{side} fit: {fit[0] * sw.slope_scale:.3g} {sw.slope_unit}/{sw.x_label}")
         ax.set_xticks(sw.xs)
+        gaps = [b - a for a, b in zip(sorted(sw.xs), sorted(sw.xs)[1:])]
+        if gaps and min(gaps) < (max(sw.xs) - min(sw.xs)) / 12:  # 600 and 1,000 on a 0-8,000 axis would touch
+            ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.set_title(sw.name, fontsize=9)
         ax.set_xlabel(f"{sw.x_label}s")
         ax.set_ylabel(sw.unit)

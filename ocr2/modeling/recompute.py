@@ -8,7 +8,8 @@ whole of forward and backward. Where it is used:
   width for a 1024² view and two 768² crops, 8,704 patches);
 - the SiLU and the product of a SwiGLU (4 hidden-sized tensors kept become 2);
 - a LayerNorm's output before a linear (rebuilt from the input the norm keeps anyway);
-- SAM attention's output in the layout `proj` takes (rebuilt from the kernel's own saved output).
+- SAM attention's output in the layout `proj` takes (rebuilt from the kernel's own saved output), and the two
+  decomposed rel-pos factors the kernel takes (two small einsums over the query it keeps).
 
 `rebuilt_in_backward((out, fn), ...)` is a context: while it is open, whatever autograd saves that is `out` or a
 view of it is stored as the recipe `fn` (plus the view's geometry) and `fn()` runs again under no_grad when

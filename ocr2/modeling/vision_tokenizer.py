@@ -178,8 +178,17 @@ class Attention(nn.Module):
         # Bias from the unscaled query: bias[q=(i, j), k=(m, l)] = q . Rh[i, m] + q . Rw[j, l]; only q.k gets
         # 1/sqrt(head_dim). The two terms stay factored: the (L, L) bias is never materialised on CPU.
         q_grid = rearrange(q, "b n (h w) d -> b n h w d", h=gh, w=gw)
-        rel_h, rel_w = rel_pos_factors(q_grid, self._rel_table("h", gh, gh), self._rel_table("w", gw, gw))
-        attended = rel_pos_attention(q, k, v, rel_h.flatten(2, 3), rel_w.flatten(2, 3))
+        tables = self._rel_table("h", gh, gh), self._rel_table("w", gw, gw)
+        rel_h, rel_w = (t.flatten(2, 3) for t in rel_pos_factors(q_grid, *tables))
+        if needs_graph(rel_h):
+            # The kernel keeps both factors for backward; they are two small einsums over the query it keeps.
+            def factor(i: int):
+                return lambda: rel_pos_factors(q_grid, *tables)[i].flatten(2, 3)
+
+            with rebuilt_in_backward((rel_h, factor(0)), (rel_w, factor(1))):
+                attended = rel_pos_attention(q, k, v, rel_h, rel_w)
+        else:
+            attended = rel_pos_attention(q, k, v, rel_h, rel_w)
 
         def heads_last() -> torch.Tensor:
             out = rearrange(attended, "b n (h w) d -> b h w (n d)", h=gh, w=gw)
