@@ -10,12 +10,12 @@ an assumption the plan states.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 
 import pytest
 import torch
 
 from ocr2 import OCR2Config, OCR2Model
+from ocr2.modeling.recompute import kept_for_backward
 from ocr2.tokens import IGNORE_INDEX
 from train import activation_bytes as ab
 from train.memory_plan import (BF16, DeepSpeedSizes, Setup, _allreduce_bucket, answer_positions, buffers,
@@ -32,23 +32,12 @@ STAGES = {"stage1_encoder": (), "stage2_query": ("vision_tokenizer",),
 
 def saved_bytes(fn, model) -> int:
     """Bytes of the distinct storages autograd holds for backward after `fn()` (the graph kept alive by its
-    result), parameters excluded."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    refs = []
-
-    def pack(t):
-        refs.append(weakref.ref(t))
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    result), parameters excluded, tensors rebuilt in backward (ocr2/modeling/recompute.py) not counted."""
+    with kept_for_backward() as kept:
         out = fn()
-    storages = {}
-    for r in refs:
-        t = r()
-        if t is not None and t.untyped_storage().data_ptr() not in params:
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    total = kept.nbytes(exclude=model.parameters())
     del out
-    return sum(storages.values())
+    return total
 
 
 def tiny(frozen=(), checkpointing=False, dtype=torch.float32) -> OCR2Model:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ocr2.modeling.recompute import count_saved, rebuilt_in_backward
+from ocr2.modeling.recompute import kept_for_backward, rebuilt_in_backward
 from ocr2.modeling.transformer import SwiGLU
 from ocr2.modeling.vision_tokenizer import MLP, ViTBlock
 
@@ -54,23 +54,21 @@ def test_sam_mlp_keeps_only_its_input_and_the_pre_activation():
     torch.manual_seed(0)
     mlp = MLP(8, 32)
     x = torch.randn(2, 5, 5, 8, requires_grad=True)
-    with count_saved() as kept:
-        h = mlp.lin1(x)  # noqa: F841 (its size, for the expected count)
-        kept.clear()
-        mlp(x)
+    with kept_for_backward() as kept:
+        out = mlp(x)  # noqa: F841 (the graph stays alive while it is counted)
     expected = x.nbytes + 2 * 5 * 5 * 32 * 4 + mlp.lin1.weight.nbytes + mlp.lin2.weight.nbytes
-    assert sum(kept.values()) == expected
+    assert kept.nbytes() == expected
 
 
 def test_swiglu_keeps_its_input_and_the_two_projections():
     torch.manual_seed(0)
     ffn = SwiGLU(8, 24)
     x = torch.randn(3, 7, 8, requires_grad=True)
-    with count_saved() as kept:
-        ffn(x)
+    with kept_for_backward() as kept:
+        out = ffn(x)  # noqa: F841
     hidden = 3 * 7 * 24 * 4
     weights = sum(p.nbytes for p in ffn.parameters())
-    assert sum(kept.values()) == x.nbytes + 2 * hidden + weights
+    assert kept.nbytes() == x.nbytes + 2 * hidden + weights
 
 
 @pytest.mark.parametrize("window", [0, 3], ids=["global", "windowed"])
@@ -82,8 +80,8 @@ def test_a_sam_block_keeps_less_and_its_gradients_are_bit_identical(window):
     ref = _grads(block, x, _plain(block))
     for g, r in zip(got, ref):
         assert torch.equal(g, r)
-    with count_saved() as rebuilt:
-        block(x.clone().requires_grad_())
+    with kept_for_backward() as rebuilt:
+        out = block(x.clone().requires_grad_())  # noqa: F841
     plain: dict[int, int] = {}
 
     def record(t):
@@ -98,7 +96,7 @@ def test_a_sam_block_keeps_less_and_its_gradients_are_bit_identical(window):
     # to 9x9, 9 per image.
     factors = 2 * 2 * 49 * 14 * 8 if window == 0 else 18 * 2 * 9 * 6 * 8
     # At least the GELU output, both norm outputs, the attention output's copy for proj and the factors are gone.
-    assert sum(plain.values()) - sum(rebuilt.values()) >= hidden + 3 * width + factors
+    assert sum(plain.values()) - rebuilt.nbytes() >= hidden + 3 * width + factors
 
 
 def test_inside_a_checkpoint_it_steps_aside():

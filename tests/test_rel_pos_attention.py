@@ -118,7 +118,7 @@ def test_grid_must_match_the_sequence():
 
 
 def test_the_rel_pos_factors_equal_their_einsums_and_keep_only_the_query():
-    from ocr2.modeling.recompute import count_saved
+    from ocr2.modeling.recompute import kept_for_backward
 
     g = torch.Generator().manual_seed(0)
     q = torch.randn(2, 3, 4, 5, 8, generator=g, dtype=torch.float64, requires_grad=True)
@@ -126,9 +126,9 @@ def test_the_rel_pos_factors_equal_their_einsums_and_keep_only_the_query():
     tw = torch.randn(5, 5, 8, generator=g, dtype=torch.float64, requires_grad=True)
     gh, gw = torch.randn(2, 3, 4, 5, 4, generator=g, dtype=torch.float64), torch.randn(2, 3, 4, 5, 5, generator=g,
                                                                                       dtype=torch.float64)
-    with count_saved() as kept:
+    with kept_for_backward() as kept:
         rel_h, rel_w = kernel.rel_pos_factors(q, th, tw)
-    assert sum(kept.values()) == q.nbytes + th.nbytes + tw.nbytes  # no permuted copy of the query
+    assert kept.nbytes() == q.nbytes + th.nbytes + tw.nbytes  # no permuted copy of the query
     got = torch.autograd.grad((rel_h, rel_w), (q, th, tw), (gh, gw))
     ref_h = torch.einsum("bnhwd,hmd->bnhwm", q, th)
     ref_w = torch.einsum("bnhwd,wld->bnhwl", q, tw)

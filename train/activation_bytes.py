@@ -91,11 +91,12 @@ def _attention(h: int, kv: int, heads: int, a: int, x_saved: bool, lora_rank: in
 
 
 def _swiglu(h: int, inter: int, a: int, weights_train: bool, lora_rank: int, x_counted: bool = False) -> float:
-    """Per token: its input (for gate/up weight grads), gate output (silu), silu and up outputs (their product),
-    the product (down_proj's weight grad)."""
+    """Per token: its input (for gate/up weight grads), the gate output (SiLU's backward) and the up output (the
+    product's). silu(gate), which the product would keep, and the product, which down_proj or its adapter would
+    keep, are rebuilt in backward from those two (ocr2/modeling/recompute.py)."""
     adapted = weights_train or lora_rank > 0
     x = a * h if adapted and not x_counted else 0
-    return x + 3 * a * inter + (a * inter if adapted else 0) + 3 * a * lora_rank
+    return x + 2 * a * inter + 3 * a * lora_rank
 
 
 def _rope(head_dim: int, a: int) -> float:
@@ -263,19 +264,21 @@ def vision(cfg: OCR2Config, t: Trains, a: int, views: int, view_size: int,
         windowed = i not in set(v.global_attn_indexes)
         side = v.window_size if windowed else grid
         padded = math.ceil(grid / side) ** 2 * side * side if windowed else tokens
-        block = a * c * tokens + stats * tokens  # norm1 input
-        block += a * c * padded  # qkv input (windows: a padded copy; global: the norm output)
-        block += 2 * a * c * padded  # the two rel-pos einsums each keep a permuted copy of q
+        # norm1 keeps its input; its output (qkv's input) is rebuilt from it in backward (recompute.py).
+        block = a * c * tokens + stats * tokens
+        # q, k, v as the attention kernel takes them (windows: the padded stack), which the rel-pos factors share.
+        block += 3 * a * c * padded
         if attention == "cuda":
             # The memory-efficient kernel pads the bias rows to a multiple of 16 (a 14x14 window: 196 -> 208).
             bias = heads * padded * _pad16(side * side) if windowed else heads * tokens * _pad16(tokens)
-            block += 3 * a * c * padded + a * bias + a * c * padded + F32 * heads * padded  # qkv, bias, out, lse
+            block += a * bias + a * c * padded + F32 * heads * padded  # bias, out, lse
         elif attention == "cpu_blocked":
-            block += 3 * a * c * padded + 2 * a * heads * padded * side + a * c * padded  # q k v, rel_h/w, out
+            block += a * c * padded + F32 * heads * padded  # out, lse (the rel-pos factors are rebuilt from q)
         else:
             raise ValueError(f"vision attention form must be 'cuda' or 'cpu_blocked', got {attention!r}")
-        block += a * c * padded  # proj input (a contiguous copy)
-        block += a * c * tokens + stats * tokens + a * c * tokens + 2 * a * hidden * tokens  # norm2, lin1, GELU, lin2
+        # proj's input is rebuilt from the kernel's out; norm2 keeps its input, GELU its input (lin1's output);
+        # norm2's output (lin1's input) and the GELU output (lin2's input) are rebuilt.
+        block += a * c * tokens + stats * tokens + a * hidden * tokens
         # rel-pos tables (per call) and their index
         blocks.append((block, 2 * a * side * side * head_dim + I64 * side * side))
     n = v.neck_channels

@@ -15,25 +15,30 @@ DEFAULT_N = {"cpu": 2048, "cuda": 8192}
 
 
 def matmul_peak(device, dtype: torch.dtype, n: int | None = None, repeats: int = 5) -> float:
-    """FLOP/s of the fastest of `repeats` (n x n) @ (n x n) products after one warm-up (the best run, since
-    interference on a shared machine only ever slows a run down)."""
+    """FLOP/s of the fastest of `repeats` (n x n) @ (n x n) products after one warm-up."""
     device = torch.device(device)
     n = n or DEFAULT_N.get(device.type, 4096)
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
     out = torch.empty(n, n, device=device, dtype=dtype)
+    return 2.0 * n ** 3 / _best_time(lambda: torch.mm(a, b, out=out), device, repeats)
+
+
+def _best_time(fn, device: torch.device, repeats: int) -> float:
+    """Seconds of the fastest of `repeats` calls after one warm-up (kernel choice, page faults on the output): the
+    best run, since interference on a shared machine only ever slows a run down."""
     best = float("inf")
     for i in range(repeats + 1):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        torch.mm(a, b, out=out)
+        fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if i:  # the first is a warm-up (kernel choice, page faults on `out`)
+        if i:
             best = min(best, time.perf_counter() - start)
-    return 2.0 * n ** 3 / best
+    return best
 
 
 def gemv_bandwidth(device, dtype: torch.dtype, mib: int = 512, width: int = 1280, repeats: int = 5) -> float:
@@ -46,14 +51,4 @@ def gemv_bandwidth(device, dtype: torch.dtype, mib: int = 512, width: int = 1280
     w = torch.randn(rows, width, generator=g).to(device=device, dtype=dtype)
     x = torch.randn(width, generator=g).to(device=device, dtype=dtype)
     out = torch.empty(rows, device=device, dtype=dtype)
-    best = float("inf")
-    for i in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        torch.mv(w, x, out=out)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i:
-            best = min(best, time.perf_counter() - start)
-    return w.nbytes / best
+    return w.nbytes / _best_time(lambda: torch.mv(w, x, out=out), device, repeats)

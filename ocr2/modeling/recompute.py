@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -103,27 +104,51 @@ def _unpack(saved):
 
 
 def _count(t: torch.Tensor) -> None:
-    kept = getattr(_ACTIVE, "kept", None)
-    if kept is not None:
-        storage = t.untyped_storage()
-        kept[storage.data_ptr()] = storage.nbytes()
+    record = getattr(_ACTIVE, "kept", None)
+    if record is not None:
+        record.add(t)
+
+
+class KeptTensors:
+    """What autograd kept for backward while `kept_for_backward` was open, as weak references: a tensor counts only
+    while the graph that saved it is alive, so read it before dropping the forward's output."""
+
+    def __init__(self):
+        self._refs: list[weakref.ref] = []
+
+    def add(self, t: torch.Tensor) -> None:
+        self._refs.append(weakref.ref(t))
+
+    def storages(self, exclude: Iterable[torch.Tensor] = ()) -> dict[int, int]:
+        """{storage address: bytes} of the distinct storages still held, those of `exclude` (parameters) left out."""
+        skip = {t.untyped_storage().data_ptr() for t in exclude}
+        out: dict[int, int] = {}
+        for ref in self._refs:
+            t = ref()
+            if t is not None and t.untyped_storage().data_ptr() not in skip:
+                out[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return out
+
+    def nbytes(self, exclude: Iterable[torch.Tensor] = ()) -> int:
+        return sum(self.storages(exclude).values())
 
 
 @contextlib.contextmanager
-def count_saved() -> Iterator[dict[int, int]]:
-    """Records what autograd keeps for backward while open: {storage address: bytes}, one entry per distinct
-    storage (parameters included, rebuilt tensors not). For measurements and tests."""
-    kept: dict[int, int] = {}
+def kept_for_backward() -> Iterator[KeptTensors]:
+    """Records what autograd keeps for backward while open, rebuilt tensors not included (they are recipes): the
+    measurement behind the memory planner's cross-check and the tests. Contexts of `rebuilt_in_backward` inside
+    keep working, which a plain `saved_tensors_hooks` around the forward would switch off."""
+    record = KeptTensors()
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        _count(t)
+        record.add(t)
         return t
 
-    pack._ocr2_rebuild = True  # ours: contexts inside still rebuild (and count through `_count`)
+    pack._ocr2_rebuild = True  # ours: contexts inside still rebuild (and record through `_count`)
     previous = getattr(_ACTIVE, "kept", None)
-    _ACTIVE.kept = kept
+    _ACTIVE.kept = record
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            yield kept
+            yield record
     finally:
         _ACTIVE.kept = previous
