@@ -23,7 +23,10 @@ def test_a_noisy_side_gives_no_ceiling():
     assert "port noisy" in line and "at most" not in line
 
 
-def test_the_report_prints_the_bandwidth_and_the_floor():
+def test_the_report_prints_the_bandwidth_and_the_floor(monkeypatch):
+    from eval.bench import model, peak
+
+    monkeypatch.setattr(model, "gemv_bandwidth", lambda device, dtype: peak.gemv_bandwidth(device, dtype, mib=16))
     args = SimpleNamespace(size="tiny", backend="auto", dtype="float32", crops=0, new_tokens=4, cache_lens=[16], repeats=1,
                            decode_repeats=1, max_spread=10.0, json=None)
     import torch
