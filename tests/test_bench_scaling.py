@@ -37,3 +37,11 @@ def test_plot_writes_a_png(tmp_path):
     if "skipped" in msg:  # matplotlib not installed: the message says so
         pytest.skip(msg)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_cache_sweep_prints_its_bandwidth_floor():
+    sw = Sweep("decode step vs cached positions", "position", "ms", 1e3, "µs", 1e6)
+    sw.xs = [600, 8000]
+    sw.points = {"ours": [Sample([0.037] * 3), Sample([0.044] * 3)], "port": [Sample([0.04] * 3), Sample([0.06] * 3)]}
+    sw.floor_slope, sw.floor_note = 20480 / 29e9, "20.5 KB at 29 GB/s"
+    assert "  bandwidth floor per position: 0.7062 µs (20.5 KB at 29 GB/s)" in format_sweep(sw, 0.1)

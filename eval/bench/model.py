@@ -340,11 +340,12 @@ def model_flops(cfg: OCR2Config, x: Inputs, args) -> dict[str, Flops]:
     return out
 
 
-def decode_bytes(cfg: OCR2Config, args, dtype) -> dict[int, tuple[float, float]]:
+def decode_bytes(cfg: OCR2Config, cache_lens: list[int], dtype) -> dict[int, tuple[float, float]]:
+    """{cached positions: (weight bytes, KV-cache bytes)} one batch-1 decode step reads (eval/bench/floor.py)."""
     with torch.device("meta"):
         shape = OCR2Model(cfg)
     size = torch.empty(0, dtype=dtype).element_size()
-    return {n: flops.decode_step_bytes(cfg, shape, n, size) for n in args.cache_lens}
+    return {n: flops.decode_step_bytes(cfg, shape, n, size) for n in cache_lens}
 
 
 def decode_ops_rows(ours, cache_len: int) -> list[Row]:
@@ -370,7 +371,7 @@ def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
     x = make_inputs(cfg, args.crops, device, dtype)
     fl = model_flops(cfg, x, args)
     info.update(params=ours.num_parameters(), positions=x.input_ids.shape[1], flops=fl,
-                decode_bytes=decode_bytes(cfg, args, dtype))
+                decode_bytes=decode_bytes(cfg, args.cache_lens, dtype))
     fns = workloads(ours, port, x, args.new_tokens)
 
     def timed(name: str, label: str, scale: float = 1.0, note: str = "") -> None:

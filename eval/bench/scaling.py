@@ -27,7 +27,8 @@ from typing import Callable
 import torch
 
 from eval.bench.decode_step import step_pair
-from eval.bench.model import SIZES, TEXT_TOKENS, build_pair, load_line, make_inputs
+from eval.bench.model import SIZES, TEXT_TOKENS, build_pair, decode_bytes, load_line, make_inputs
+from eval.bench.peak import gemv_bandwidth
 from eval.bench.stats import DEFAULT_MAX_SPREAD, NOISY, Progress, Sample, cell, fit_line, refused
 from eval.bench.timing import time_calls
 
@@ -48,6 +49,8 @@ class Sweep:
     xs: list[int] = dataclasses.field(default_factory=list)
     points: dict[str, list[Sample]] = dataclasses.field(default_factory=lambda: {s: [] for s in SIDES})
     mem: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {s: [] for s in SIDES})
+    floor_slope: float | None = None  # seconds per x that the bytes read per x cost at the measured bandwidth
+    floor_note: str = ""
 
 
 def slope_of(xs: list[float], samples: list[Sample], max_spread: float) -> tuple[float, float] | None:
@@ -78,8 +81,11 @@ def format_sweep(sw: Sweep, max_spread: float) -> list[str]:
                     f"{side}: {fit[0] * sw.slope_scale:.4g} {sw.slope_unit} (r² {fit[1]:.3f})")
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
+    floor = ([] if sw.floor_slope is None else
+             [f"  bandwidth floor per {sw.x_label}: {sw.floor_slope * sw.slope_scale:.4g} {sw.slope_unit} "
+              f"({sw.floor_note})"])
     return ([f"{sw.name}:", fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in body]
-            + [f"  least-squares slope per {sw.x_label}: " + "; ".join(fits)])
+            + [f"  least-squares slope per {sw.x_label}: " + "; ".join(fits)] + floor)
 
 
 def _cuda_peak(fn: Callable, device) -> float:
@@ -157,6 +163,11 @@ def measure(args) -> list[Sweep]:
         sweeps.append(sw)
     if "cache" in args.sweeps:
         sw = Sweep("decode step vs cached positions", "position", "ms", 1e3, "µs", 1e6)
+        kv_bytes = decode_bytes(cfg, [1], dtype)[1][1]  # the cache bytes of one position
+        bandwidth = gemv_bandwidth(device, dtype)
+        sw.floor_slope = kv_bytes / bandwidth
+        sw.floor_note = (f"its keys and values, {kv_bytes / 1e3:.3g} KB, at the measured gemv bandwidth of "
+                         f"{bandwidth / 1e9:.1f} GB/s; eval/bench/floor.py")
         for n in caches:
             pair = step_pair(ours, port, n)
             point(sw, n, pair.fns, pair.setups, args.repeats * args.decode_repeats)
