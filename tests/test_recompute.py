@@ -9,9 +9,35 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from ocr2.modeling import recompute
 from ocr2.modeling.recompute import kept_for_backward, rebuilt_in_backward
 from ocr2.modeling.transformer import SwiGLU
 from ocr2.modeling.vision_tokenizer import MLP, ViTBlock
+
+
+@pytest.fixture(autouse=True)
+def rebuild_every_size(monkeypatch):
+    """These tests check the rebuilding on tiny tensors, which it leaves alone by default (`MIN_BYTES`)."""
+    monkeypatch.setattr(recompute, "MIN_BYTES", 0)
+
+
+def test_by_default_small_tensors_are_kept_as_they_are(monkeypatch):
+    monkeypatch.setattr(recompute, "MIN_BYTES", 1 << 20)
+    x = torch.randn(6, 8, requires_grad=True)
+    a = torch.tanh(x)
+    alive = weakref.ref(a)
+    with rebuilt_in_backward((a, lambda: torch.tanh(x))):
+        y = F.linear(a, torch.randn(8, 8, requires_grad=True))
+    del a
+    assert alive() is not None  # 192 bytes: not worth a recipe
+    big = torch.randn(512, 1024, requires_grad=True)  # 2 MiB
+    b = torch.tanh(big)
+    alive = weakref.ref(b)
+    with rebuilt_in_backward((b, lambda: torch.tanh(big))):
+        y = F.linear(b, torch.randn(8, 1024, requires_grad=True))
+    del b
+    assert alive() is None
+    y.sum().backward()
 
 
 def _grads(module: torch.nn.Module, x: torch.Tensor, run) -> list[torch.Tensor]:

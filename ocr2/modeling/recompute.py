@@ -54,6 +54,12 @@ def needs_graph(x: torch.Tensor) -> bool:
 
 
 _ACTIVE = threading.local()  # per thread: the recipes of every open `rebuilt_in_backward`, innermost last
+
+# Tensors below this are kept as they are: rebuilding one costs a few Python calls and an op launch in backward
+# whatever its size, which on a toy model is more than the memory is worth (+8% on a 32-wide SAM block's fwd+bwd).
+# At the official widths every rebuilt tensor is 12 MiB or more. Tests that check the rebuilding itself at tiny
+# sizes set it to 0.
+MIN_BYTES = 1 << 20
 _top_hooks = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
 
 
@@ -72,7 +78,8 @@ def rebuilt_in_backward(*pairs: tuple[torch.Tensor, Callable[[], torch.Tensor]])
     """Within the block, saved tensors that share storage with one of the `out`s are kept as their recipe.
     Contexts nest: an inner one also applies the recipes of those around it. Inside other saved-tensor hooks
     (a checkpointed block) it does nothing."""
-    if _foreign_hooks_active():
+    pairs = tuple((out, fn) for out, fn in pairs if out.untyped_storage().nbytes() >= MIN_BYTES)
+    if not pairs or _foreign_hooks_active():
         yield
         return
     # Only the storage address and geometry of each `out`, never the tensor: autograd keeps the hooks as long as
