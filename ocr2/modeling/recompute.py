@@ -48,11 +48,6 @@ class _Recipe:
         return base.as_strided(self.size, self.stride, self.offset)
 
 
-def needs_graph(x: torch.Tensor) -> bool:
-    """Whether autograd is recording ops on `x` (only then is anything saved)."""
-    return torch.is_grad_enabled() and x.requires_grad
-
-
 _ACTIVE = threading.local()  # per thread: the recipes of every open `rebuilt_in_backward`, innermost last
 
 # Tensors below this are kept as they are: rebuilding one costs a few Python calls and an op launch in backward
@@ -73,15 +68,21 @@ def _foreign_hooks_active() -> bool:
     return top is not None and not getattr(top[0], "_ocr2_rebuild", False)
 
 
-@contextlib.contextmanager
-def rebuilt_in_backward(*pairs: tuple[torch.Tensor, Callable[[], torch.Tensor]]) -> Iterator[None]:
-    """Within the block, saved tensors that share storage with one of the `out`s are kept as their recipe.
-    Contexts nest: an inner one also applies the recipes of those around it. Inside other saved-tensor hooks
-    (a checkpointed block) it does nothing."""
+def rebuilt_in_backward(*pairs: tuple[torch.Tensor, Callable[[], torch.Tensor]]) -> contextlib.AbstractContextManager:
+    """A context within which saved tensors that share storage with one of the `out`s are kept as their recipe.
+    Contexts nest: an inner one also applies the recipes of those around it. It does nothing (and costs next to
+    nothing, so callers need no fast path of their own) when no graph is recorded, for `out`s under `MIN_BYTES`,
+    and inside other saved-tensor hooks (a checkpointed block)."""
+    if not torch.is_grad_enabled():
+        return contextlib.nullcontext()
     pairs = tuple((out, fn) for out, fn in pairs if out.untyped_storage().nbytes() >= MIN_BYTES)
     if not pairs or _foreign_hooks_active():
-        yield
-        return
+        return contextlib.nullcontext()
+    return _rebuilding(pairs)
+
+
+@contextlib.contextmanager
+def _rebuilding(pairs: tuple[tuple[torch.Tensor, Callable[[], torch.Tensor]], ...]) -> Iterator[None]:
     # Only the storage address and geometry of each `out`, never the tensor: autograd keeps the hooks as long as
     # the graph, and a reference here would keep alive exactly what this is meant to free.
     recipes = [(out.untyped_storage().data_ptr(), out.dtype, out.storage_offset(), out.stride(), fn)

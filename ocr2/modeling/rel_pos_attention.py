@@ -49,7 +49,8 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: 
     return out.view(b, n, length, d)
 
 
-def rel_pos_factors(q_grid: torch.Tensor, table_h: torch.Tensor, table_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rel_pos_factors(q_grid: torch.Tensor, table_h: torch.Tensor,
+                    table_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """q_grid (B, H, h, w, D), table_h (h, h, D), table_w (w, w, D) -> rel_h (B, H, h, w, h), rel_w (B, H, h, w, w):
     rel_h[.., i, j, m] = q[.., i, j] . table_h[i, m] and rel_w[.., i, j, l] = q[.., i, j] . table_w[j, l].
 

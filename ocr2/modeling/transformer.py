@@ -16,7 +16,7 @@ from torch import nn
 
 from ocr2.modeling.fused_linear import FusedProjection
 from ocr2.modeling.mhc import RESIDUALS, HyperConnection
-from ocr2.modeling.recompute import needs_graph, rebuilt_in_backward
+from ocr2.modeling.recompute import rebuilt_in_backward
 
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -117,8 +117,6 @@ class SwiGLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g, u = self.gate_proj(x), self.up_proj(x)
         s = F.silu(g)
-        if not needs_graph(s):
-            return self.down_proj(s * u)
         # SiLU's backward keeps g and the product keeps u; silu(g) and silu(g) * u, which the product and
         # down_proj would keep besides, are rebuilt from them in backward (recompute.py): 4 hidden-sized
         # tensors kept become 2.

@@ -20,7 +20,6 @@ Behaviours that must match the checkpoint exactly (they silently change outputs 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from typing import Callable
@@ -32,7 +31,7 @@ import torch.utils.checkpoint
 from einops import rearrange
 
 from ocr2.config import VisionTokenizerConfig
-from ocr2.modeling.recompute import needs_graph, rebuilt_in_backward
+from ocr2.modeling.recompute import rebuilt_in_backward
 from ocr2.modeling.rel_pos_attention import rel_pos_attention, rel_pos_factors
 
 # ----------------------------------------------------------------------------------------- derived-tensor memo
@@ -127,8 +126,6 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.lin1(x)
         a = self.act(h)
-        if not needs_graph(a):
-            return self.lin2(a)
         # GELU's backward keeps h; lin2 would keep a as well, a second hidden-sized tensor (recompute.py).
         with rebuilt_in_backward((a, lambda: self.act(h))):
             return self.lin2(a)
@@ -180,14 +177,12 @@ class Attention(nn.Module):
         q_grid = rearrange(q, "b n (h w) d -> b n h w d", h=gh, w=gw)
         tables = self._rel_table("h", gh, gh), self._rel_table("w", gw, gw)
         rel_h, rel_w = (t.flatten(2, 3) for t in rel_pos_factors(q_grid, *tables))
-        if needs_graph(rel_h):
-            # The kernel keeps both factors for backward; they are two small einsums over the query it keeps.
-            def factor(i: int):
-                return lambda: rel_pos_factors(q_grid, *tables)[i].flatten(2, 3)
 
-            with rebuilt_in_backward((rel_h, factor(0)), (rel_w, factor(1))):
-                attended = rel_pos_attention(q, k, v, rel_h, rel_w)
-        else:
+        def factor(i: int):
+            return lambda: rel_pos_factors(q_grid, *tables)[i].flatten(2, 3)
+
+        # The kernel keeps both factors for backward; they are two small einsums over the query it keeps.
+        with rebuilt_in_backward((rel_h, factor(0)), (rel_w, factor(1))):
             attended = rel_pos_attention(q, k, v, rel_h, rel_w)
 
         def heads_last() -> torch.Tensor:
@@ -199,8 +194,6 @@ class Attention(nn.Module):
             return out.contiguous()
 
         out = heads_last()
-        if not needs_graph(out):
-            return self.proj(out)
         # The kernel keeps its output for backward; proj's copy of it in this layout is rebuilt from that.
         with rebuilt_in_backward((out, heads_last)):
             return self.proj(out)
@@ -238,20 +231,14 @@ class ViTBlock(nn.Module):
         return self.attn(x, window_size=self.window_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Each LayerNorm keeps its input for backward and the next linear would keep its output too: the output
+        # is rebuilt from the input instead (one pass, the same kernel, so the same values; recompute.py).
         y = self.norm1(x)
-        with self._norm_rebuilt(y, self.norm1, x):
-            x = x + (self._windowed_attention(y) if self.window_size > 0 else self.attn(y))
-        z = self.norm2(x)
-        with self._norm_rebuilt(z, self.norm2, x):
-            return x + self.mlp(z)
-
-    @staticmethod
-    def _norm_rebuilt(y: torch.Tensor, norm: nn.LayerNorm, x: torch.Tensor):
-        """LayerNorm keeps its input for backward and the next linear would keep its output too: the output is
-        rebuilt from the input instead (one pass, the same kernel, so the same values; recompute.py)."""
-        if not needs_graph(y):
-            return contextlib.nullcontext()
-        return rebuilt_in_backward((y, lambda: norm(x)))
+        with rebuilt_in_backward((y, lambda: self.norm1(x))):
+            mid = x + (self._windowed_attention(y) if self.window_size > 0 else self.attn(y))
+        z = self.norm2(mid)
+        with rebuilt_in_backward((z, lambda: self.norm2(mid))):
+            return mid + self.mlp(z)
 
 
 # ----------------------------------------------------------------------------------------- the tokenizer
