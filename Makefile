@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 # Two workers, each taking whole test files (module fixtures such as trained runs are built once per file).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) outputs multirun runs

@@ -12,6 +12,7 @@ times and prints JSON: RSS before the workload, the peak, and the timed runs aft
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from eval.bench import heap
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,13 +79,18 @@ def run_child(spec: dict) -> dict:
     ours_fn, port_fn = workloads(*pair, x, spec["new_tokens"])[spec["workload"]]
     fn = ours_fn if spec["who"] == "ours" else port_fn
     before = rss_now_kib()
+    heap_before = heap.heap_in_use() if heap.available() else None
     reset = reset_peak_rss()
     times = []
-    for _ in range(1 + spec.get("repeats", 1)):  # the first run warms up (optimiser state, allocator pools)
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"before_kib": before, "peak_kib": peak_rss_kib(), "peak_reset": reset, "times": times[1:]}
+    with heap.HeapPeak() if heap_before is not None else contextlib.nullcontext() as sampled:
+        for _ in range(1 + spec.get("repeats", 1)):  # the first run warms up (optimiser state, allocator pools)
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    out = {"before_kib": before, "peak_kib": peak_rss_kib(), "peak_reset": reset, "times": times[1:]}
+    if sampled is not None:  # the tensors alone, without what malloc keeps (eval/bench/heap.py)
+        out.update(heap_before_kib=heap_before // 1024, heap_peak_kib=sampled.peak // 1024)
+    return out
 
 
 def spawn(spec: dict) -> dict:

@@ -181,19 +181,16 @@ def dense_causal_bias(run: Run):
     SDPA's FLOP formula does not depend on the mask: the count is the same."""
     from ocr2.modeling import attention
 
-    original = getattr(attention, "causal_lower_right", None)
-    if original is None:  # the encoder no longer builds one: nothing to replace
-        yield
-        return
+    original = attention._lower_right_causal
 
-    def dense(q_len: int, kv_len: int) -> torch.Tensor:
-        return torch.ones(q_len, kv_len, dtype=torch.bool, device=run.device).tril(diagonal=kv_len - q_len)
+    def dense(q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
+        return torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(diagonal=kv_len - q_len)
 
-    attention.causal_lower_right = dense
+    attention._lower_right_causal = dense
     try:
         yield
     finally:
-        attention.causal_lower_right = original
+        attention._lower_right_causal = original
 
 
 def train_step(run: Run, checkpointing: bool, peak_tflops: float) -> None:

@@ -8,8 +8,9 @@ explicit key map (`ocr2.keymaps.port`), and measures, for both:
   (b) a full training step of the whole model: forward with labels, backward, AdamW step;
   (c) one decoding step timed directly over a KV cache of each `--cache-lens` length (eval/bench/decode_step.py);
   (d) greedy generation of `--new-tokens` tokens after a prompt holding the page (vision path and prefill included);
-  (e) peak memory of (a), (b), (d): the peak RSS of a fresh subprocess per (model, workload) on CPU, or
-      `torch.cuda.max_memory_allocated` on CUDA.
+  (e) peak memory of (a), (b), (d): the peak RSS of a fresh subprocess per (model, workload) on CPU, and beside
+      it (glibc) the peak bytes malloc had handed out, the CPU form of what `torch.cuda.max_memory_allocated`
+      gives on CUDA (eval/bench/heap.py).
 Every time is the median of `--repeats` runs after one warm-up, ours and the port interleaved (on CPU the training
 step runs in one subprocess per side, since both models with their AdamW states do not fit in memory together at
 the official widths). Each figure carries its spread (IQR / median); a figure whose spread exceeds
@@ -428,6 +429,14 @@ def measure(args, device, dtype, only: set[str]) -> tuple[list[Row], dict]:
                 rows.append(Row("  growth over the loaded model (MiB)",
                                 Sample([mib("ours", "peak_kib") - mib("ours", "before_kib")]),
                                 Sample([mib("port", "peak_kib") - mib("port", "before_kib")]), kind="memory"))
+                if all("heap_peak_kib" in c[who] for who in ("ours", "port")):  # glibc (eval/bench/heap.py)
+                    rows.append(Row(f"peak heap in use MiB, {labels[name]}", Sample([mib("ours", "heap_peak_kib")]),
+                                    Sample([mib("port", "heap_peak_kib")]), kind="memory",
+                                    note="live tensors, without malloc's reserve"))
+                    rows.append(Row("  growth over the loaded model (MiB)",
+                                    Sample([mib("ours", "heap_peak_kib") - mib("ours", "heap_before_kib")]),
+                                    Sample([mib("port", "heap_peak_kib") - mib("port", "heap_before_kib")]),
+                                    kind="memory"))
     return rows, info
 
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention.bias import causal_lower_right
 
 from ocr2.modeling.decoder_mask import DecoderMask, VarlenPlan
 from ocr2.modeling.masks import MaskSpec
@@ -118,6 +117,19 @@ def _sdpa(q, k, v, mask=None, is_causal=False, scale=None) -> torch.Tensor:
     gqa = q.shape[1] != k.shape[1]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale,
                                           enable_gqa=gqa)
+
+
+def _lower_right_causal(q_len: int, kv_len: int, device: torch.device):
+    """The queries' causal rule over [visual ; queries]: query i sees every key up to kv_len - q_len + i. On CUDA
+    torch's `causal_lower_right` bias, which its flash and memory-efficient kernels take without a mask; elsewhere
+    the boolean mask it would materialise itself (torch has no CPU kernel for it). Imported here, not at the top:
+    `torch.nn.attention.bias` imports torch._dynamo, about a second of start-up for every process that imports
+    ocr2 (each `ocr2-train`, `ocr2-eval`, `ocr2-infer` command)."""
+    if device.type != "cuda":
+        return torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(kv_len - q_len)
+    from torch.nn.attention.bias import causal_lower_right
+
+    return causal_lower_right(q_len, kv_len)
 
 
 def _dense(q, k, v, mask, backend: str, scale: float) -> torch.Tensor:
@@ -264,7 +276,7 @@ def encoder_attention(q, k, v, spec: MaskSpec, n_visual: int, backend: str = "sd
         return torch.cat([out_v, out_q], dim=2)
     out_v = _sdpa(q[:, :, :n_visual], k[:, :, :n_visual], v[:, :, :n_visual],
                   is_causal=visual_rule == "causal", scale=scale)
-    bias = causal_lower_right(q_rows.shape[2], q.shape[2]) if query_rule == "causal" else None
+    bias = _lower_right_causal(q_rows.shape[2], q.shape[2], q.device) if query_rule == "causal" else None
     out_q = _sdpa(q_rows, k, v, mask=bias, scale=scale)
     return torch.cat([out_v, out_q], dim=2)
 
