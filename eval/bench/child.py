@@ -12,7 +12,6 @@ times and prints JSON: RSS before the workload, the peak, and the timed runs aft
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
@@ -82,13 +81,14 @@ def run_child(spec: dict) -> dict:
     heap_before = heap.heap_in_use() if heap.available() else None
     reset = reset_peak_rss()
     times = []
-    with heap.HeapPeak() if heap_before is not None else contextlib.nullcontext() as sampled:
-        for _ in range(1 + spec.get("repeats", 1)):  # the first run warms up (optimiser state, allocator pools)
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
+    for _ in range(1 + spec.get("repeats", 1)):  # the first run warms up (optimiser state, allocator pools)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
     out = {"before_kib": before, "peak_kib": peak_rss_kib(), "peak_reset": reset, "times": times[1:]}
-    if sampled is not None:  # the tensors alone, without what malloc keeps (eval/bench/heap.py)
+    if heap_before is not None:  # one more run, sampled: the sampling thread stays out of the timed runs
+        with heap.HeapPeak(interval_s=5e-4) as sampled:
+            fn()
         out.update(heap_before_kib=heap_before // 1024, heap_peak_kib=sampled.peak // 1024)
     return out
 
