@@ -17,6 +17,13 @@ def test_the_floor_is_the_bytes_over_the_bandwidth_and_bounds_the_ratio():
     assert "at most 1.25x" in lines[1]
 
 
+def test_a_step_faster_than_the_floor_gives_no_ceiling_and_says_rerun():
+    # 1 GB at 10 GB/s is 100 ms; ours at 90 ms means the bandwidth was measured low (a busy host).
+    rows = [Row("decode step, 600 cached (ms)", Sample([0.090, 0.090, 0.090]), Sample([0.110, 0.110, 0.110]), 1e3)]
+    line = decode_floor_lines(rows, {600: (900e6, 100e6)}, 10e9, 0.1)[1]
+    assert "measured bandwidth is too low" in line and "at most" not in line
+
+
 def test_a_noisy_side_gives_no_ceiling():
     rows = [Row("decode step, 600 cached (ms)", Sample([0.04, 0.04, 0.04]), Sample([0.03, 0.05, 0.09]), 1e3)]
     line = decode_floor_lines(rows, {600: (900e6, 100e6)}, 25e9, 0.1)[1]

@@ -53,6 +53,17 @@ def test_token_conventions_load_without_the_model_stack():
     assert not [n for n in _imports(ROOT / "ocr2" / "processing" / "text.py") if n.startswith("ocr2.modeling")]
 
 
+def test_importing_the_library_does_not_import_torch_dynamo():
+    """torch._dynamo is about a second of start-up for every command; ocr2 imports what pulls it in
+    (torch.nn.attention.bias, flex_attention, torch.compile) only where it is used."""
+    import subprocess
+    import sys
+
+    code = "import sys, ocr2, ocr2.generation, ocr2.pipeline; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_code_and_docs_cite_only_files_in_the_repository():
     cited = []
     for path in sorted(ROOT.rglob("*")):

@@ -7,7 +7,9 @@ arithmetic on the same weights can take less time than those bytes over the devi
   * each side's step is shown as the fraction of the floor's speed it reaches (floor / its time);
   * port time / floor is the largest port/ours ratio any implementation could show on this machine: a speedup
     target above it cannot be met by doing the same work faster, only by reading fewer bytes (another dtype,
-    batching rows so weights are reused).
+    batching rows so weights are reused);
+  * a step more than 1% faster than its floor means the bandwidth figure came out low (the host was busy or
+    throttled while `torch.mv` ran): the line says so and gives no ceiling.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ def decode_floor_lines(rows, bytes_by_len: dict[int, tuple[float, float]], bandw
                 else:
                     sides.append(f"{who} {s.median * 1e3:.1f} ms ({floor / s.median:.0%} of the floor's speed)")
             text += "; " + ", ".join(sides)
-            if not refused(row.port.median, row.port.spread, max_spread):
+            fastest = min((s.median for s in (row.ours, row.port) if not refused(s.median, s.spread, max_spread)),
+                          default=None)
+            if fastest is not None and fastest < 0.99 * floor:  # 1%: a step timed at the floor is no contradiction
+                # A step cannot read its bytes faster than the memory streams them: the gemv figure came out low
+                # (a busy or throttled host while it ran), so no ceiling is derived from it.
+                text += ("; a step beat the floor, so the measured bandwidth is too low (busy host?): "
+                         "no ceiling, rerun on quiet cores")
+            elif not refused(row.port.median, row.port.spread, max_spread):
                 text += f"; port/ours can be at most {row.port.median / floor:.2f}x here"
         lines.append(text)
     return lines
