@@ -175,18 +175,14 @@ def syncs(run: Run, model: OCR2Model, batch: dict) -> None:
 
 @contextlib.contextmanager
 def dense_causal_bias(run: Run):
-    """For the FLOP count only: torch's CausalBias (the split encoder's lower-right causal query call) cannot be
-    created under a TorchDispatchMode such as FlopCounterMode ("Creating a new Tensor subclass CausalBias but the
-    raw Tensor object is already associated..."), so that call takes the same rule as a dense boolean mask.
-    SDPA's FLOP formula does not depend on the mask: the count is the same."""
+    """For the FLOP count only: torch's CausalBias (the split encoder's lower-right causal query call on CUDA)
+    cannot be created under a TorchDispatchMode such as FlopCounterMode ("Creating a new Tensor subclass CausalBias
+    but the raw Tensor object is already associated..."), so that call takes the same rule as the dense boolean
+    mask the encoder uses off CUDA. SDPA's FLOP formula does not depend on the mask: the count is the same."""
     from ocr2.modeling import attention
 
     original = attention._lower_right_causal
-
-    def dense(q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
-        return torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(diagonal=kv_len - q_len)
-
-    attention._lower_right_causal = dense
+    attention._lower_right_causal = attention.lower_right_causal_mask
     try:
         yield
     finally:

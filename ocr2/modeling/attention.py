@@ -119,14 +119,20 @@ def _sdpa(q, k, v, mask=None, is_causal=False, scale=None) -> torch.Tensor:
                                           enable_gqa=gqa)
 
 
+def lower_right_causal_mask(q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
+    """The queries' causal rule over [visual ; queries] as a boolean mask: query i sees every key up to
+    kv_len - q_len + i."""
+    return torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(kv_len - q_len)
+
+
 def _lower_right_causal(q_len: int, kv_len: int, device: torch.device):
-    """The queries' causal rule over [visual ; queries]: query i sees every key up to kv_len - q_len + i. On CUDA
-    torch's `causal_lower_right` bias, which its flash and memory-efficient kernels take without a mask; elsewhere
-    the boolean mask it would materialise itself (torch has no CPU kernel for it). Imported here, not at the top:
+    """The rule `lower_right_causal_mask` states, in the form SDPA runs fastest: on CUDA torch's
+    `causal_lower_right` bias, which its flash and memory-efficient kernels take without a mask; elsewhere the
+    boolean mask it would materialise itself (torch has no CPU kernel for it). Imported here, not at the top:
     `torch.nn.attention.bias` imports torch._dynamo, about a second of start-up for every process that imports
     ocr2 (each `ocr2-train`, `ocr2-eval`, `ocr2-infer` command)."""
     if device.type != "cuda":
-        return torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(kv_len - q_len)
+        return lower_right_causal_mask(q_len, kv_len, device)
     from torch.nn.attention.bias import causal_lower_right
 
     return causal_lower_right(q_len, kv_len)
