@@ -5,8 +5,8 @@ kept: after the first large free it raises its mmap threshold (up to 32 MiB), se
 and a freed hole below a live tensor stays resident. On the official-shallow vision fwd+bwd that retention is
 about 530 MiB of ours' 1,510 MiB RSS growth (docs/performance.md, "Latest"). `mallinfo2()` gives, across every
 arena, the bytes in allocated chunks (`uordblks`) plus the mmapped chunks (`hblkhd`): the live tensors (and the
-interpreter's own objects), whatever the allocator keeps in reserve. That is what `torch.cuda.max_memory_allocated` measures on
-a GPU, where the caching allocator's reserve is likewise left out.
+interpreter's own objects), whatever the allocator keeps in reserve. That is what
+`torch.cuda.max_memory_allocated` measures on a GPU, where the caching allocator's reserve is likewise left out.
 
 malloc keeps no high-water mark of that figure, so `HeapPeak` samples it from a thread (every millisecond by
 default; ATen ops and the autograd engine run without the GIL, so the thread keeps sampling through them). A
